@@ -1,0 +1,62 @@
+# Regent. `make demo` runs the three-region story; `make test` passes the tests.
+GO        ?= go
+TAGS      := hashicorpmetrics
+GOFLAGS   := -tags=$(TAGS)
+BIN       := bin
+PKGS      := ./...
+FUZZTIME  ?= 15s
+BENCHTIME ?= 1s
+BENCHCOUNT ?= 6
+export GOFLAGS
+
+.PHONY: all deps build test test-short vet lint fuzz bench demo conformance proto clean chaos
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet $(PKGS)
+
+# The test command of README.md and .ci/run.
+test: deps vet build
+	$(GO) test -race -timeout 25m $(PKGS)
+	$(BIN)/regent slashing conformance slashing/conformance/testdata
+
+test-short: vet
+	$(GO) test -short $(PKGS)
+
+lint: vet
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+
+# Runs every fuzz target for FUZZTIME each.
+fuzz:
+	@for pkg in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+# Benchmarks; compare runs with benchstat (go run golang.org/x/perf/cmd/benchstat@latest old.txt new.txt).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) $(PKGS) | tee bench.txt
+
+conformance: build
+	$(BIN)/regent slashing conformance slashing/conformance/testdata
+
+demo: deps build
+	$(BIN)/regent-demo --bin $(BIN) --dir $${DEMO_DIR:-$$(mktemp -d /tmp/regent-demo.XXXXXX)}
+
+proto:
+	PATH="$$PATH:$$($(GO) env GOPATH)/bin" protoc --go_out=. --go_opt=module=github.com/regent-signer/regent \
+	  --go-grpc_out=. --go-grpc_opt=module=github.com/regent-signer/regent -I . \
+	  raft/commandpb/*.proto leader/nodepb/*.proto
+
+clean:
+	rm -rf $(BIN) bench.txt

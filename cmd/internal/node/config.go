@@ -1,0 +1,196 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ErrConfig marks an invalid node configuration.
+var ErrConfig = errors.New("node: invalid config")
+
+// Config is one region node's configuration. Precedence, highest first:
+// command-line flags, REGENT_* environment variables, the YAML file.
+type Config struct {
+	NodeID  string `yaml:"node_id"`
+	Region  string `yaml:"region"`
+	DataDir string `yaml:"data_dir"`
+	Raft    struct {
+		Bind      string `yaml:"bind"`
+		Advertise string `yaml:"advertise"`
+	} `yaml:"raft"`
+	API struct {
+		GRPC string `yaml:"grpc"` // operator/node API (mTLS)
+		HTTP string `yaml:"http"` // /metrics, /healthz, /readyz (plain HTTP; bind to a private address)
+	} `yaml:"api"`
+	TLS struct {
+		CA   string `yaml:"ca"`
+		Cert string `yaml:"cert"`
+		Key  string `yaml:"key"`
+	} `yaml:"tls"`
+	Peers []struct {
+		ID      string `yaml:"id"`
+		Address string `yaml:"address"`
+		API     string `yaml:"api"`
+	} `yaml:"peers"`
+	// InitialLeaseHolder is granted the lease at epoch 1 on a fresh cluster.
+	// Every region must name the same one; later grants are refused.
+	InitialLeaseHolder string `yaml:"initial_lease_holder"`
+	LogLevel           string `yaml:"log_level"`
+	// Raft timing profile: "wan" (default) or "lan" (fast elections, tests).
+	RaftProfile string `yaml:"raft_profile"`
+}
+
+// overrides are the flag/env settable fields, by flag name.
+func (c *Config) overrides() map[string]*string {
+	return map[string]*string{
+		"node-id":              &c.NodeID,
+		"region":               &c.Region,
+		"data-dir":             &c.DataDir,
+		"raft-bind":            &c.Raft.Bind,
+		"raft-advertise":       &c.Raft.Advertise,
+		"grpc-addr":            &c.API.GRPC,
+		"http-addr":            &c.API.HTTP,
+		"tls-ca":               &c.TLS.CA,
+		"tls-cert":             &c.TLS.Cert,
+		"tls-key":              &c.TLS.Key,
+		"initial-lease-holder": &c.InitialLeaseHolder,
+		"log-level":            &c.LogLevel,
+		"raft-profile":         &c.RaftProfile,
+	}
+}
+
+// OverrideNames lists the settings flags and env variables may override,
+// sorted.
+func OverrideNames() []string {
+	var c Config
+	names := make([]string, 0, len(c.overrides()))
+	for n := range c.overrides() {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// EnvName maps a flag name to its environment variable.
+func EnvName(flag string) string {
+	return "REGENT_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// LoadConfig reads path (if not empty), then applies env and flags (flags
+// holds only flags the user set), defaults and validation.
+func LoadConfig(path string, env func(string) string, flags map[string]string) (*Config, error) {
+	c := &Config{}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("%w: read %s: %w", ErrConfig, path, err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(c); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrConfig, path, err)
+		}
+	}
+	for name, field := range c.overrides() {
+		if v := env(EnvName(name)); v != "" {
+			*field = v
+		}
+		if v, ok := flags[name]; ok {
+			*field = v
+		}
+	}
+	for name := range flags {
+		if _, ok := c.overrides()[name]; !ok {
+			return nil, fmt.Errorf("%w: unknown setting %q", ErrConfig, name)
+		}
+	}
+	if c.Region == "" {
+		c.Region = c.NodeID
+	}
+	if c.Raft.Advertise == "" {
+		c.Raft.Advertise = c.Raft.Bind
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.RaftProfile == "" {
+		c.RaftProfile = "wan"
+	}
+	return c, c.Validate()
+}
+
+// Validate checks every field and cross-field rule, naming what is wrong.
+func (c *Config) Validate() error {
+	var errs []error
+	need := func(v, name string) {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s is required", name))
+		}
+	}
+	need(c.NodeID, "node_id")
+	need(c.DataDir, "data_dir")
+	need(c.Raft.Bind, "raft.bind")
+	need(c.API.GRPC, "api.grpc")
+	need(c.TLS.CA, "tls.ca")
+	need(c.TLS.Cert, "tls.cert")
+	need(c.TLS.Key, "tls.key")
+	for name, addr := range map[string]string{"raft.bind": c.Raft.Bind, "raft.advertise": c.Raft.Advertise, "api.grpc": c.API.GRPC, "api.http": c.API.HTTP} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", name, addr, err))
+		}
+	}
+	if host, _, err := net.SplitHostPort(c.Raft.Advertise); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			errs = append(errs, fmt.Errorf("raft.advertise %q must be an address peers can reach, not unspecified", c.Raft.Advertise))
+		}
+	}
+	if len(c.Peers) == 0 {
+		errs = append(errs, errors.New("peers are required (the static voters, this node included)"))
+	}
+	self := false
+	ids := map[string]bool{}
+	for i, p := range c.Peers {
+		if p.ID == "" || p.Address == "" {
+			errs = append(errs, fmt.Errorf("peers[%d] needs id and address", i))
+		}
+		if ids[p.ID] {
+			errs = append(errs, fmt.Errorf("peers[%d]: id %q listed twice", i, p.ID))
+		}
+		ids[p.ID] = true
+		if p.ID == c.NodeID {
+			self = true
+			if p.Address != c.Raft.Advertise {
+				errs = append(errs, fmt.Errorf("peers[%d] (%s) address %q differs from raft.advertise %q", i, p.ID, p.Address, c.Raft.Advertise))
+			}
+		}
+	}
+	if len(c.Peers) > 0 && !self {
+		errs = append(errs, fmt.Errorf("node_id %q is not among the peers", c.NodeID))
+	}
+	if c.InitialLeaseHolder != "" && !ids[c.InitialLeaseHolder] {
+		errs = append(errs, fmt.Errorf("initial_lease_holder %q is not a peer", c.InitialLeaseHolder))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	switch c.RaftProfile {
+	case "wan", "lan":
+	default:
+		errs = append(errs, fmt.Errorf("raft_profile %q: want wan or lan", c.RaftProfile))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
+	}
+	return nil
+}

@@ -1,0 +1,235 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"github.com/hashicorp/go-hclog"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/regent-signer/regent/leader"
+	"github.com/regent-signer/regent/leader/metrics"
+	"github.com/regent-signer/regent/leader/nodeapi"
+	"github.com/regent-signer/regent/raft/cluster"
+	"github.com/regent-signer/regent/raft/commandpb"
+	"github.com/regent-signer/regent/raft/fsm"
+	"github.com/regent-signer/regent/raft/pki"
+	"github.com/regent-signer/regent/raft/transport"
+)
+
+// Node is a running region.
+type Node struct {
+	Config  *Config
+	Raft    *raft.Raft
+	FSM     *fsm.FSM[*leader.State]
+	Service *leader.Service
+	// GRPCAddr and HTTPAddr are the bound addresses (useful with port 0).
+	GRPCAddr, HTTPAddr string
+
+	log     *slog.Logger
+	cluster *cluster.Node
+	grpc    *grpc.Server
+	http    *http.Server
+	fatal   chan error
+	once    sync.Once
+}
+
+// Options are the process-level choices Start does not read from Config.
+type Options struct {
+	Logger *slog.Logger
+	// Fatal is called when the node must stop (a failed durable write, an
+	// entry it cannot apply). Nil: the error is delivered on Fatal().
+	Fatal func(error)
+	// Now stamps proposals; nil means time.Now.
+	Now func() time.Time
+}
+
+// Start brings a region up. On error, everything started is stopped.
+func Start(cfg *Config, opts Options) (n *Node, err error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("region", cfg.Region)
+	n = &Node{Config: cfg, log: log, fatal: make(chan error, 1)}
+	fatal := func(e error) {
+		log.Error("fatal: stopping node", "err", e)
+		if opts.Fatal != nil {
+			opts.Fatal(e)
+			return
+		}
+		select {
+		case n.fatal <- e:
+		default:
+		}
+	}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+
+	mat, err := pki.LoadTLS(cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key)
+	if err != nil {
+		return nil, fmt.Errorf("node: TLS: %w", err)
+	}
+	if mat.Role() != pki.RoleNode || mat.Name() != cfg.NodeID {
+		return nil, fmt.Errorf("node: certificate %s is for %s %q, this node is node %q", cfg.TLS.Cert, mat.Role(), mat.Name(), cfg.NodeID)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	tm, err := transport.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	trans, err := transport.New(transport.Config{
+		BindAddr: cfg.Raft.Bind, AdvertiseAddr: cfg.Raft.Advertise, TLS: mat, Metrics: tm, Log: log,
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "raft-net", Output: io.Discard}),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node: raft transport: %w", err)
+	}
+
+	var core *metrics.Core
+	f, err := fsm.New(fsm.Config[*leader.State]{
+		New:      leader.NewState,
+		Registry: leader.NewRegistry(),
+		Fatal:    fatal,
+		Applied: func(i uint64, t commandpb.CommandType, e error) {
+			if core != nil {
+				core.OnApplied(i, t, e)
+			}
+		},
+	})
+	if err != nil {
+		trans.Close()
+		return nil, err
+	}
+	n.FSM = f
+
+	cc := cluster.DefaultConfig()
+	if cfg.RaftProfile == "lan" {
+		cc = cluster.TestConfig()
+	}
+	cc.NodeID, cc.DataDir, cc.Logger, cc.Fatal = cfg.NodeID, cfg.DataDir, log, fatal
+	for _, p := range cfg.Peers {
+		cc.Peers = append(cc.Peers, cluster.Peer{ID: p.ID, Address: p.Address})
+	}
+	cn, err := cluster.Open(cc, f, trans)
+	if err != nil {
+		trans.Close()
+		return nil, err
+	}
+	n.cluster, n.Raft = cn, cn.Raft
+	core = metrics.NewCore(reg, cfg.Region, cn.Raft, f)
+
+	svc, err := leader.NewService(leader.ServiceConfig{
+		NodeID: cfg.NodeID, Raft: cn.Raft, FSM: f, Now: opts.Now, Logger: log,
+		Observe: core.OnBatch, InitialHolder: cfg.InitialLeaseHolder,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.Service = svc
+
+	sc, err := mat.ServerConfig(pki.RoleOperator, pki.RoleNode, pki.RoleClient)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.API.GRPC)
+	if err != nil {
+		return nil, fmt.Errorf("node: grpc listen %s: %w", cfg.API.GRPC, err)
+	}
+	n.GRPCAddr = ln.Addr().String()
+	n.grpc = nodeapi.NewGRPCServer(credentials.NewTLS(sc), log, &nodeapi.Server{
+		NodeID: cfg.NodeID, Region: cfg.Region, Raft: cn.Raft, FSM: f, Service: svc,
+	})
+	go func() { _ = n.grpc.Serve(ln) }()
+
+	if cfg.API.HTTP != "" {
+		hl, err := net.Listen("tcp", cfg.API.HTTP)
+		if err != nil {
+			return nil, fmt.Errorf("node: http listen %s: %w", cfg.API.HTTP, err)
+		}
+		n.HTTPAddr = hl.Addr().String()
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+			if h := f.Halted(); h != nil {
+				http.Error(w, "state machine halted: "+h.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ok")
+		})
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if err := n.Ready(); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ready")
+		})
+		n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = n.http.Serve(hl) }()
+	}
+	log.Info("region started", "raft", cfg.Raft.Advertise, "grpc", n.GRPCAddr, "http", n.HTTPAddr)
+	return n, nil
+}
+
+// ErrNotReady explains why a region is not ready.
+var ErrNotReady = errors.New("node: not ready")
+
+// Ready reports whether this region is part of a working cluster: its
+// state machine runs and it knows a leader it heard from recently.
+func (n *Node) Ready() error {
+	if h := n.FSM.Halted(); h != nil {
+		return fmt.Errorf("%w: state machine halted: %w", ErrNotReady, h)
+	}
+	if n.Raft.State() == raft.Leader {
+		return nil
+	}
+	if addr, _ := n.Raft.LeaderWithID(); addr == "" {
+		return fmt.Errorf("%w: no raft leader known", ErrNotReady)
+	}
+	if lc := n.Raft.LastContact(); time.Since(lc) > 5*time.Second {
+		return fmt.Errorf("%w: leader last heard %v ago", ErrNotReady, time.Since(lc).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// Fatal delivers an error when the node must stop (see Options.Fatal).
+func (n *Node) Fatal() <-chan error { return n.fatal }
+
+// Close stops everything; it is safe to call more than once.
+func (n *Node) Close() {
+	n.once.Do(func() {
+		if n.grpc != nil {
+			n.grpc.Stop()
+		}
+		if n.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = n.http.Shutdown(ctx)
+			cancel()
+		}
+		if n.Service != nil {
+			n.Service.Close()
+		}
+		if n.cluster != nil {
+			if err := n.cluster.Close(); err != nil {
+				n.log.Warn("raft shutdown", "err", err)
+			}
+		}
+	})
+}
