@@ -380,8 +380,10 @@ func (s *StreamLayer) serverHandshake(raw net.Conn) {
 	ctx, cancel := context.WithDeadline(s.ctx, deadline)
 	defer cancel()
 	conn := tls.Server(raw, s.server)
-	var err error
-	go func() { _ = conn.HandshakeContext(ctx); _ = writePreamble(conn, deadline) }()
+	err := conn.HandshakeContext(ctx)
+	if err == nil {
+		err = writePreamble(conn, deadline)
+	}
 	if err != nil {
 		_ = raw.Close()
 		if s.ctx.Err() == nil {

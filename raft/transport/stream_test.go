@@ -163,7 +163,19 @@ func TestRefusedPeers(t *testing.T) {
 			a, reg := newStream(t, load(t, dir, "dc1"), nil)
 			accepted := acceptAsync(a)
 
-			if err := rawDial(t, tc.dialer(t, dir), a.Addr().String()); err == nil {
+			m := tc.dialer(t, dir)
+			if m.Role() == pki.RoleNode {
+				// A node certificate can drive a real stream layer: its Dial
+				// must fail (for the CA that trusts ours, only the preamble
+				// tells it the server refused) and count the failure.
+				s, dialerReg := newStream(t, m, nil)
+				if _, err := s.Dial(raft.ServerAddress(a.Addr().String()), 5*time.Second); !errors.Is(err, ErrHandshake) {
+					t.Fatalf("Dial by a refused node: %v, want ErrHandshake", err)
+				}
+				if got := failures(t, dialerReg, DirectionOutbound, ""); got != 1 {
+					t.Errorf("dialer counted %v outbound failures, want 1", got)
+				}
+			} else if err := rawDial(t, m, a.Addr().String()); err == nil {
 				t.Fatal("refused peer completed a connection")
 			}
 			waitFor(t, "the inbound failure to be counted", func() bool {

@@ -79,7 +79,9 @@ func del(m map[string]any, path ...any) {
 	delete(at(m, path[:len(path)-1]...).(map[string]any), path[len(path)-1].(string))
 }
 
-func hexOf(n int, b byte) string { return "0x" + strings.Repeat(string("0123456789abcdef"[b>>4])+string("0123456789abcdef"[b&15]), n) }
+func hexOf(n int, b byte) string {
+	return "0x" + strings.Repeat(string("0123456789abcdef"[b>>4])+string("0123456789abcdef"[b&15]), n)
+}
 
 type badCase struct {
 	name  string

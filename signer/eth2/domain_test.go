@@ -3,6 +3,7 @@ package eth2_test
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"strconv"
 	"testing"
 
 	"github.com/regent-signer/regent/signer/eth2"
@@ -126,10 +127,7 @@ func exitBody(t *testing.T, gvr eth2.Root, forkEpoch, exitEpoch uint64) []byte {
 	return b
 }
 
-func jsonUint(v uint64) string {
-	b, _ := json.Marshal(v)
-	return string(b)
-}
+func jsonUint(v uint64) string { return strconv.FormatUint(v, 10) }
 
 // TestExitDomainEIP7044 spells out the exit version rule row by row.
 func TestExitDomainEIP7044(t *testing.T) {
@@ -189,5 +187,20 @@ func TestNetworkByName(t *testing.T) {
 	}
 	if _, err := eth2.NetworkByName("gnosis"); err == nil {
 		t.Error("gnosis: want an error")
+	}
+}
+
+// The built-in networks carry the published genesis validators roots.
+func TestBuiltInNetworkRoots(t *testing.T) {
+	tests := map[string]string{
+		"mainnet": "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95",
+		"hoodi":   "0x212f13fc4df078b6cb7db228f1c8307566dcecf900867401a92023d7ba99cb5f",
+		"sepolia": "0xd8ea171f3c94aea21ebc42a1ed61052acf3f9209c00e4efbaaddac09ed9b8078",
+		"holesky": "0x9143aa7c615a7f7115e2b6aac319c03529df8242ae705fba9df39b79c59fa8b1",
+	}
+	for name, want := range tests {
+		if got := network(t, name).GenesisValidatorsRoot.String(); got != want {
+			t.Errorf("%s: %s, want %s", name, got, want)
+		}
 	}
 }

@@ -266,11 +266,8 @@ type SyncAggregate struct {
 
 // HashTreeRoot returns hash_tree_root(s).
 func (s SyncAggregate) HashTreeRoot() Root {
-	bits, err := ssz.BitvectorRoot(s.SyncCommitteeBits[:], SyncCommitteeSize)
-	if err != nil {
-		panic(err) // unreachable: 512 is a multiple of 8 and the length is fixed
-	}
-	return ssz.ContainerRoot(bits, ssz.BytesRoot(s.SyncCommitteeSignature[:]))
+	// Bitvector[512] is byte aligned: its root is that of its 64 bytes.
+	return ssz.ContainerRoot(ssz.BytesRoot(s.SyncCommitteeBits[:]), ssz.BytesRoot(s.SyncCommitteeSignature[:]))
 }
 
 // BeaconBlockBody is the phase0 BeaconBlockBody, or the Altair one when
@@ -311,7 +308,7 @@ func (b BeaconBlockBody) HashTreeRoot() (Root, error) {
 	atts := make([][32]byte, len(b.Attestations))
 	for i, a := range b.Attestations {
 		if a.IsElectra() {
-			return Root{}, sszErr("attestations", fmt.Errorf("Electra attestation in a phase0/Altair body"))
+			return Root{}, sszErr("attestations", fmt.Errorf("an Electra attestation cannot be in a phase0 or Altair body"))
 		}
 		if atts[i], err = a.HashTreeRoot(); err != nil {
 			return Root{}, err
@@ -423,11 +420,9 @@ type SyncCommitteeContribution struct {
 
 // HashTreeRoot returns hash_tree_root(c).
 func (c SyncCommitteeContribution) HashTreeRoot() Root {
-	bits, err := ssz.BitvectorRoot(c.AggregationBits[:], syncSubcommitteeSize)
-	if err != nil {
-		panic(err) // unreachable: 128 is a multiple of 8 and the length is fixed
-	}
-	return ssz.ContainerRoot(u64(c.Slot), c.BeaconBlockRoot, u64(c.SubcommitteeIndex), bits, ssz.BytesRoot(c.Signature[:]))
+	// Bitvector[128] is byte aligned: its root is that of its 16 bytes.
+	return ssz.ContainerRoot(u64(c.Slot), c.BeaconBlockRoot, u64(c.SubcommitteeIndex),
+		ssz.BytesRoot(c.AggregationBits[:]), ssz.BytesRoot(c.Signature[:]))
 }
 
 // ContributionAndProof is the Altair ContributionAndProof.

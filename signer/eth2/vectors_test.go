@@ -1,10 +1,12 @@
 package eth2_test
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -188,5 +190,49 @@ func TestVectorCoverage(t *testing.T) {
 	if !fullPhase0 || !fullAltair || !electraV1 || !bareV2 || !prevVersion {
 		t.Errorf("missing variant: full phase0 %v, full altair %v, electra AGGREGATE_AND_PROOF %v, bare V2 %v, previous_version %v",
 			fullPhase0, fullAltair, electraV1, bareV2, prevVersion)
+	}
+}
+
+// TestVectorsAreRegenerable re-runs the independent generator (when python3
+// is installed) and checks that the committed request bodies and vectors
+// are exactly what it writes, so neither was edited by hand.
+func TestVectorsAreRegenerable(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed")
+	}
+	out := t.TempDir()
+	cmd := exec.Command(py, filepath.Join("testdata", "gen_vectors.py"), "--out", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("gen_vectors.py: %v\n%s", err, b)
+	}
+	files, err := filepath.Glob(filepath.Join(out, "requests", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed, err := filepath.Glob(filepath.Join("testdata", "requests", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != len(committed) {
+		t.Fatalf("generator writes %d requests, testdata has %d", len(files), len(committed))
+	}
+	files = append(files, filepath.Join(out, "vectors.json"))
+	for _, f := range files {
+		rel, err := filepath.Rel(out, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join("testdata", rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("testdata/%s differs from the generator's output; run python3 testdata/gen_vectors.py", rel)
+		}
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 // Fixed identities used by the tests.
 var (
-	testGVR = Root{0x04, 0x70}
+	testGVR  = Root{0x04, 0x70}
 	otherGVR = Root{0x99}
 )
 

@@ -2,7 +2,6 @@ package eth
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -467,14 +466,18 @@ func EncodeInterchange(ic *Interchange) ([]byte, error) {
 //   - ic.GenesisValidatorsRoot must equal gvr, else slashing.ErrGenesisMismatch.
 //   - Entries naming the same pubkey are merged.
 //   - Records are merged into each key's retained history. An exact
-//     duplicate of a retained record (same slot, or same source and target,
-//     and the same root or both roots absent) is a no-op. Any record that is
-//     slashable with the retained history or with another record of the
-//     document (see the package documentation) refuses the whole import with
-//     slashing.ErrSlashableImport; the message names the data path.
+//     duplicate of a retained or imported record (same slot, or same source
+//     and target, and the same root or both roots absent) is a no-op. Any
+//     record that is slashable with the retained history or with another
+//     record of the document (see the package documentation) refuses the
+//     whole import with slashing.ErrSlashableImport; the message names the
+//     data path of an imported record of the offending pair.
 //   - Each key's floors become max(floors, minimum of the key's imported
 //     slots / sources / targets) — EIP-3076 conditions 2, 4, 5 — and records
 //     below them are folded, as is any excess over the Options caps.
+//
+// Records may come in any order; each key's records are sorted and merged
+// with its history in O(n log n).
 func (s *State) Import(ic *Interchange, gvr Root) error {
 	if ic == nil {
 		return fmt.Errorf("%w: nil interchange", slashing.ErrInvalidInput)
@@ -483,115 +486,222 @@ func (s *State) Import(ic *Interchange, gvr Root) error {
 		return fmt.Errorf("%w: interchange is for %s, this chain is %s",
 			slashing.ErrGenesisMismatch, ic.GenesisValidatorsRoot, gvr)
 	}
-	type stagedKey struct {
-		pk Pubkey
-		ks *keyState
-		// floors implied by this document for the key
-		minSlot, minSource, minTarget uint64
-		haveBlocks, haveAtts          bool
-	}
-	var staged []*stagedKey
-	byKey := make(map[Pubkey]*stagedKey)
+	// Group the document's records by key, remembering where each came from.
+	var order []Pubkey
+	byKey := make(map[Pubkey]*importKey)
 	for di, rec := range ic.Data {
-		sk := byKey[rec.Pubkey]
-		if sk == nil {
-			sk = &stagedKey{pk: rec.Pubkey, ks: s.lookup(gvr, rec.Pubkey).clone()}
-			byKey[rec.Pubkey] = sk
-			staged = append(staged, sk)
+		ik := byKey[rec.Pubkey]
+		if ik == nil {
+			ik = &importKey{pk: rec.Pubkey}
+			byKey[rec.Pubkey] = ik
+			order = append(order, rec.Pubkey)
 		}
 		for bi, b := range rec.SignedBlocks {
-			if err := sk.ks.importBlock(b); err != nil {
-				return fmt.Errorf("%w: data[%d].signed_blocks[%d] (pubkey %s): %v",
-					slashing.ErrSlashableImport, di, bi, rec.Pubkey, err)
-			}
-			if !sk.haveBlocks || b.Slot < sk.minSlot {
-				sk.minSlot = b.Slot
-			}
-			sk.haveBlocks = true
+			ik.blocks = append(ik.blocks, importedBlock{rec: blockRec{slot: b.Slot, root: b.SigningRoot}, at: recordPos{di, bi}})
 		}
 		for ai, a := range rec.SignedAttestations {
-			if err := sk.ks.importAtt(a); err != nil {
-				return fmt.Errorf("%w: data[%d].signed_attestations[%d] (pubkey %s): %v",
-					slashing.ErrSlashableImport, di, ai, rec.Pubkey, err)
+			if a.SourceEpoch > a.TargetEpoch {
+				return fmt.Errorf("%w: data[%d].signed_attestations[%d] (pubkey %s): source epoch %d is after target epoch %d",
+					slashing.ErrSlashableImport, di, ai, rec.Pubkey, a.SourceEpoch, a.TargetEpoch)
 			}
-			if !sk.haveAtts || a.SourceEpoch < sk.minSource {
-				sk.minSource = a.SourceEpoch
-			}
-			if !sk.haveAtts || a.TargetEpoch < sk.minTarget {
-				sk.minTarget = a.TargetEpoch
-			}
-			sk.haveAtts = true
+			ik.atts = append(ik.atts, importedAtt{rec: attRec{source: a.SourceEpoch, target: a.TargetEpoch, root: a.SigningRoot}, at: recordPos{di, ai}})
 		}
 	}
-	// Nothing below can fail: commit.
-	for _, sk := range staged {
-		if !sk.haveBlocks && !sk.haveAtts {
-			continue // an entry with no records changes nothing
+	// Stage every key; nothing is applied until all are known good.
+	staged := make([]*keyState, 0, len(order))
+	for _, pk := range order {
+		ik := byKey[pk]
+		old := s.lookup(gvr, pk)
+		if old == nil {
+			old = &keyState{}
 		}
-		ks := sk.ks
-		if sk.haveBlocks {
-			ks.raiseBlockFloor(sk.minSlot)
+		ks := &keyState{blockFloor: old.blockFloor, srcFloor: old.srcFloor, tgtFloor: old.tgtFloor, flags: old.flags}
+		var err error
+		if ks.blocks, err = mergeBlocks(old.blocks, ik.blocks); err != nil {
+			return fmt.Errorf("%w: %v", slashing.ErrSlashableImport, withKey(err, pk))
 		}
-		if sk.haveAtts {
-			ks.raiseAttFloors(sk.minSource, sk.minTarget)
+		if ks.atts, err = mergeAtts(old.atts, ik.atts); err != nil {
+			return fmt.Errorf("%w: %v", slashing.ErrSlashableImport, withKey(err, pk))
+		}
+		if len(ik.blocks) > 0 {
+			minSlot := ik.blocks[0].rec.slot
+			for _, b := range ik.blocks {
+				minSlot = min(minSlot, b.rec.slot)
+			}
+			ks.raiseBlockFloor(minSlot)
+		}
+		if len(ik.atts) > 0 {
+			minSrc, minTgt := ik.atts[0].rec.source, ik.atts[0].rec.target
+			for _, a := range ik.atts {
+				minSrc, minTgt = min(minSrc, a.rec.source), min(minTgt, a.rec.target)
+			}
+			ks.raiseAttFloors(minSrc, minTgt)
 		}
 		ks.foldBelowFloors()
 		ks.capBlocks(s.opts.MaxBlocks)
 		ks.capAtts(s.opts.MaxAttestations)
-		c, _ := s.ensure(gvr, sk.pk)
-		c.keys[sk.pk] = ks
-		c.hw = c.hw.merge(ks.highWater())
+		ks.blocks = slices.Clip(ks.blocks)
+		ks.atts = slices.Clip(ks.atts)
+		staged = append(staged, ks)
+	}
+	// Nothing below can fail: commit.
+	for i, pk := range order {
+		ik := byKey[pk]
+		if len(ik.blocks) == 0 && len(ik.atts) == 0 {
+			continue // entries with no records change nothing
+		}
+		c, _ := s.ensure(gvr, pk)
+		c.keys[pk] = staged[i]
+		c.hw = c.hw.merge(staged[i].highWater())
 	}
 	return nil
 }
 
-// importBlock merges one imported block into ks (a staged copy), refusing a
-// conflict with a retained or already merged record. Floors are not applied
-// here: an interchange may carry history older than ours.
-func (ks *keyState) importBlock(b SignedBlock) error {
-	i, found := slices.BinarySearchFunc(ks.blocks, b.Slot, func(r blockRec, s uint64) int { return cmp.Compare(r.slot, s) })
-	if found {
-		prev := ks.blocks[i].root
-		if prev.sameRecord(b.SigningRoot) {
-			return nil
-		}
-		return fmt.Errorf("double proposal: slot %d signed with root %s and with root %s", b.Slot, prev, b.SigningRoot)
-	}
-	ks.blocks = slices.Insert(ks.blocks, i, blockRec{slot: b.Slot, root: b.SigningRoot})
-	return nil
+// recordPos locates an imported record: data[entry].signed_*[index].
+type recordPos struct{ entry, index int }
+
+func (p recordPos) before(q recordPos) bool {
+	return p.entry < q.entry || (p.entry == q.entry && p.index < q.index)
 }
 
-// importAtt merges one imported vote into ks, refusing source > target, a
-// double vote or a surround with the retained or already merged records.
-// Because the merged set stays slashing-free, checking the neighbours is
-// enough (see checkAtt).
-func (ks *keyState) importAtt(a SignedAttestation) error {
-	if a.SourceEpoch > a.TargetEpoch {
-		return fmt.Errorf("source epoch %d is after target epoch %d", a.SourceEpoch, a.TargetEpoch)
+type importedBlock struct {
+	rec blockRec
+	at  recordPos
+}
+
+type importedAtt struct {
+	rec attRec
+	at  recordPos
+}
+
+type importKey struct {
+	pk     Pubkey
+	blocks []importedBlock
+	atts   []importedAtt
+}
+
+// importError is a slashable pair found while merging; path names the
+// imported record reported.
+type importError struct {
+	path string
+	msg  string
+}
+
+func (e *importError) Error() string { return e.path + ": " + e.msg }
+
+func withKey(err error, pk Pubkey) error {
+	var ie *importError
+	if errors.As(err, &ie) {
+		return fmt.Errorf("%s (pubkey %s): %s", ie.path, pk, ie.msg)
 	}
-	i, found := slices.BinarySearchFunc(ks.atts, a.TargetEpoch, func(r attRec, t uint64) int { return cmp.Compare(r.target, t) })
-	if found {
-		prev := ks.atts[i]
-		if prev.source == a.SourceEpoch && prev.root.sameRecord(a.SigningRoot) {
-			return nil
+	return err
+}
+
+// mergeBlocks merges imported blocks (any order) into the retained blocks
+// (sorted, unique) and returns the merged, sorted, unique list, or the first
+// conflict: two records at one slot that are not the same record.
+func mergeBlocks(retained []blockRec, imp []importedBlock) ([]blockRec, error) {
+	if len(imp) == 0 {
+		return slices.Clone(retained), nil
+	}
+	imp = slices.Clone(imp)
+	slices.SortStableFunc(imp, func(a, b importedBlock) int { return cmpU64(a.rec.slot, b.rec.slot) })
+	out := make([]blockRec, 0, len(retained)+len(imp))
+	i, j := 0, 0
+	for i < len(retained) || j < len(imp) {
+		var x blockRec
+		var from *importedBlock
+		if j >= len(imp) || (i < len(retained) && retained[i].slot <= imp[j].rec.slot) {
+			x = retained[i] // retained first on equal slots
+			i++
+		} else {
+			x, from = imp[j].rec, &imp[j]
+			j++
 		}
-		return fmt.Errorf("double vote: target epoch %d signed as (source %d, root %s) and as (source %d, root %s)",
-			a.TargetEpoch, prev.source, prev.root, a.SourceEpoch, a.SigningRoot)
-	}
-	if i > 0 {
-		if p := ks.atts[i-1]; p.source > a.SourceEpoch {
-			return fmt.Errorf("surround vote: (source %d, target %d) surrounds (source %d, target %d)",
-				a.SourceEpoch, a.TargetEpoch, p.source, p.target)
+		if n := len(out); n > 0 && out[n-1].slot == x.slot {
+			if out[n-1].root.sameRecord(x.root) {
+				continue
+			}
+			// x is imported: retained slots are unique and come first.
+			return nil, &importError{
+				path: fmt.Sprintf("data[%d].signed_blocks[%d]", from.at.entry, from.at.index),
+				msg:  fmt.Sprintf("double proposal: slot %d signed with root %s and with root %s", x.slot, out[n-1].root, x.root),
+			}
 		}
+		out = append(out, x)
 	}
-	if i < len(ks.atts) {
-		if n := ks.atts[i]; n.source < a.SourceEpoch {
-			return fmt.Errorf("surround vote: (source %d, target %d) is surrounded by (source %d, target %d)",
-				a.SourceEpoch, a.TargetEpoch, n.source, n.target)
+	return out, nil
+}
+
+// mergeAtts merges imported votes into the retained votes and checks that
+// the result is slashing-free: unique targets (identical duplicates merge)
+// and sources that never decrease along targets. A decrease between two
+// neighbours is a surround of one by the other; any slashable pair in the
+// union shows up as one of these two defects between neighbours.
+func mergeAtts(retained []attRec, imp []importedAtt) ([]attRec, error) {
+	if len(imp) == 0 {
+		return slices.Clone(retained), nil
+	}
+	imp = slices.Clone(imp)
+	slices.SortStableFunc(imp, func(a, b importedAtt) int { return cmpU64(a.rec.target, b.rec.target) })
+	out := make([]attRec, 0, len(retained)+len(imp))
+	var lastFrom *importedAtt // the import that produced out[len-1], nil if retained
+	i, j := 0, 0
+	for i < len(retained) || j < len(imp) {
+		var x attRec
+		var from *importedAtt
+		if j >= len(imp) || (i < len(retained) && retained[i].target <= imp[j].rec.target) {
+			x = retained[i]
+			i++
+		} else {
+			x, from = imp[j].rec, &imp[j]
+			j++
 		}
+		n := len(out)
+		if n == 0 {
+			out, lastFrom = append(out, x), from
+			continue
+		}
+		y := out[n-1]
+		if y.target == x.target {
+			if y.source == x.source && y.root.sameRecord(x.root) {
+				continue
+			}
+			return nil, &importError{
+				path: attPath(from),
+				msg: fmt.Sprintf("double vote: target epoch %d signed as (source %d, root %s) and as (source %d, root %s)",
+					x.target, y.source, y.root, x.source, x.root),
+			}
+		}
+		if x.source < y.source {
+			// Report the later of the two imported records (x if y is retained).
+			rep := from
+			if rep == nil || (lastFrom != nil && rep.at.before(lastFrom.at)) {
+				rep = lastFrom
+			}
+			return nil, &importError{
+				path: attPath(rep),
+				msg: fmt.Sprintf("surround vote: (source %d, target %d) surrounds (source %d, target %d)",
+					x.source, x.target, y.source, y.target),
+			}
+		}
+		out, lastFrom = append(out, x), from
 	}
-	ks.atts = slices.Insert(ks.atts, i, attRec{source: a.SourceEpoch, target: a.TargetEpoch, root: a.SigningRoot})
-	return nil
+	return out, nil
+}
+
+func attPath(a *importedAtt) string {
+	return fmt.Sprintf("data[%d].signed_attestations[%d]", a.at.entry, a.at.index)
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // Export returns the complete interchange for chain gvr: for each requested

@@ -2,7 +2,6 @@ package eth
 
 import (
 	"bytes"
-	"cmp"
 	"math"
 	"slices"
 	"strconv"
@@ -169,7 +168,7 @@ func (ks *keyState) checkBlock(slot uint64, root SigningRoot) (res slashing.Resu
 	if ks == nil {
 		return accepted(), 0, true
 	}
-	i, found := slices.BinarySearchFunc(ks.blocks, slot, func(b blockRec, s uint64) int { return cmp.Compare(b.slot, s) })
+	i, found := ks.searchBlock(slot)
 	if found {
 		prev := ks.blocks[i].root
 		if prev.Matches(root) {
@@ -197,7 +196,7 @@ func (ks *keyState) checkAtt(source, target uint64, root SigningRoot) (res slash
 	if ks == nil {
 		return accepted(), 0, true
 	}
-	i, found := slices.BinarySearchFunc(ks.atts, target, func(a attRec, t uint64) int { return cmp.Compare(a.target, t) })
+	i, found := ks.searchAtt(target)
 	if found {
 		prev := ks.atts[i]
 		if prev.source == source && prev.root.Matches(root) {
@@ -347,17 +346,6 @@ func (ks *keyState) highWater() HighWater {
 	return h
 }
 
-// clone returns a deep copy.
-func (ks *keyState) clone() *keyState {
-	if ks == nil {
-		return &keyState{}
-	}
-	c := *ks
-	c.blocks = slices.Clone(ks.blocks)
-	c.atts = slices.Clone(ks.atts)
-	return &c
-}
-
 // Prune folds the records of key pk on chain gvr that lie below the
 // finalized checkpoint at finalizedEpoch: blocks with a slot before the
 // epoch's first slot (finalizedEpoch * Options.SlotsPerEpoch) and
@@ -395,9 +383,48 @@ func (s *State) firstSlot(epoch uint64) uint64 {
 }
 
 func (ks *keyState) prune(slot, epoch uint64) int {
-	nb, _ := slices.BinarySearchFunc(ks.blocks, slot, func(b blockRec, s uint64) int { return cmp.Compare(b.slot, s) })
-	na, _ := slices.BinarySearchFunc(ks.atts, epoch, func(a attRec, t uint64) int { return cmp.Compare(a.target, t) })
+	nb, _ := ks.searchBlock(slot)
+	na, _ := ks.searchAtt(epoch)
 	return ks.foldBlocks(nb) + ks.foldAtts(na)
+}
+
+// searchBlock returns the index of the first block with slot >= slot and
+// whether it has exactly that slot. Recording in slot order appends, so the
+// last element is tried first.
+func (ks *keyState) searchBlock(slot uint64) (int, bool) {
+	n := len(ks.blocks)
+	if n == 0 || ks.blocks[n-1].slot < slot {
+		return n, false
+	}
+	lo, hi := 0, n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if ks.blocks[m].slot < slot {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, ks.blocks[lo].slot == slot
+}
+
+// searchAtt returns the index of the first vote with target >= target and
+// whether it has exactly that target.
+func (ks *keyState) searchAtt(target uint64) (int, bool) {
+	n := len(ks.atts)
+	if n == 0 || ks.atts[n-1].target < target {
+		return n, false
+	}
+	lo, hi := 0, n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if ks.atts[m].target < target {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, ks.atts[lo].target == target
 }
 
 // HighWater returns the highest block slot and attestation target key pk has

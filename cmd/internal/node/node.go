@@ -39,6 +39,7 @@ type Node struct {
 	GRPCAddr, HTTPAddr string
 
 	log     *slog.Logger
+	tlsm    *transport.Metrics
 	cluster *cluster.Node
 	grpc    *grpc.Server
 	http    *http.Server
@@ -54,6 +55,9 @@ type Options struct {
 	Fatal func(error)
 	// Now stamps proposals; nil means time.Now.
 	Now func() time.Time
+	// WrapStream, when set, wraps the mutual-TLS Raft stream layer (tests
+	// use it to cut regions apart on real connections).
+	WrapStream func(raft.StreamLayer) raft.StreamLayer
 }
 
 // Start brings a region up. On error, everything started is stopped.
@@ -95,13 +99,21 @@ func Start(cfg *Config, opts Options) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	trans, err := transport.New(transport.Config{
+	n.tlsm = tm
+	stream, err := transport.NewStreamLayer(transport.Config{
 		BindAddr: cfg.Raft.Bind, AdvertiseAddr: cfg.Raft.Advertise, TLS: mat, Metrics: tm, Log: log,
-		Logger: hclog.New(&hclog.LoggerOptions{Name: "raft-net", Output: io.Discard}),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node: raft transport: %w", err)
 	}
+	var layer raft.StreamLayer = stream
+	if opts.WrapStream != nil {
+		layer = opts.WrapStream(stream)
+	}
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: layer, MaxPool: transport.DefaultMaxPool, Timeout: transport.DefaultTimeout,
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "raft-net", Output: io.Discard}),
+	})
 
 	var core *metrics.Core
 	f, err := fsm.New(fsm.Config[*leader.State]{
@@ -233,3 +245,6 @@ func (n *Node) Close() {
 		}
 	})
 }
+
+// handshakeFailures counts refused Raft TLS handshakes (tests).
+func (n *Node) handshakeFailures() uint64 { return n.tlsm.HandshakeFailures() }

@@ -56,6 +56,13 @@ func Merkleize(chunks [][32]byte, limit uint64) ([32]byte, error) {
 	if depth > maxDepth {
 		return [32]byte{}, fmt.Errorf("%w: limit %d too large", ErrInvalid, limit)
 	}
+	return merkle(chunks, depth), nil
+}
+
+// merkle hashes chunks as the leftmost leaves of a tree of the given depth
+// whose other leaves are zero. The caller guarantees len(chunks) <=
+// 1<<depth. chunks is not modified.
+func merkle(chunks [][32]byte, depth int) [32]byte {
 	layer := make([][32]byte, len(chunks), len(chunks)+1)
 	copy(layer, chunks)
 	var zero [32]byte // zero-subtree hash at the current level
@@ -71,9 +78,15 @@ func Merkleize(chunks [][32]byte, limit uint64) ([32]byte, error) {
 		zero = Hash(zero, zero)
 	}
 	if len(layer) == 0 {
-		return zero, nil
+		return zero
 	}
-	return layer[0], nil
+	return layer[0]
+}
+
+// merkleAll merkleizes chunks with a limit equal to their count, which
+// cannot fail.
+func merkleAll(chunks [][32]byte) [32]byte {
+	return merkle(chunks, depthFor(uint64(len(chunks))))
 }
 
 // MixInLength returns mix_in_length(root, length): hash(root, uint64 chunk).
@@ -97,24 +110,17 @@ func chunkCount(n uint64) uint64 { return (n + BytesPerChunk - 1) / BytesPerChun
 // BytesRoot returns hash_tree_root of a ByteVector[len(b)] (for example a
 // BLS public key, signature, or a 4- or 20-byte value): the bytes packed into
 // chunks and merkleized with limit equal to their chunk count.
+//
+// For a byte-aligned Bitvector[8*len(b)] this is also its hash_tree_root:
+// both pack the bytes and merkleize with a limit of ceil(len(b)/32) chunks.
 func BytesRoot(b []byte) [32]byte {
-	chunks := pack(b)
-	root, err := Merkleize(chunks, uint64(len(chunks)))
-	if err != nil {
-		// Unreachable: the limit equals the chunk count.
-		panic(err)
-	}
-	return root
+	return merkleAll(pack(b))
 }
 
 // ContainerRoot returns hash_tree_root of a container whose fields have the
 // given roots, in declaration order.
 func ContainerRoot(fieldRoots ...[32]byte) [32]byte {
-	root, err := Merkleize(fieldRoots, uint64(len(fieldRoots)))
-	if err != nil {
-		panic(err) // unreachable: limit equals length
-	}
-	return root
+	return merkleAll(fieldRoots)
 }
 
 // VectorRoot returns hash_tree_root of a Vector of composite elements whose

@@ -300,3 +300,60 @@ func TestListRoot(t *testing.T) {
 		t.Errorf("over limit: err = %v", err)
 	}
 }
+
+// BytesRoot doubles as the root of byte-aligned bitvectors (used for the
+// fixed Bitvector[128] and Bitvector[512] fields).
+func TestBytesRootIsByteAlignedBitvectorRoot(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{1, 8, 16, 31, 32, 33, 64, 100} {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		want, err := BitvectorRoot(b, uint64(8*n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := BytesRoot(b); got != want {
+			t.Errorf("%d bytes: BytesRoot %x, BitvectorRoot %x", n, got, want)
+		}
+	}
+}
+
+// FuzzBitlistRoot compares BitlistRoot with the brute-force reference on
+// arbitrary serialized bitlists and limits.
+func FuzzBitlistRoot(f *testing.F) {
+	f.Add([]byte{0x01}, uint16(8))
+	f.Add([]byte{0x0b}, uint16(3))
+	f.Add([]byte{0xff, 0x01}, uint16(8))
+	f.Add([]byte{0xff, 0x00}, uint16(16))
+	f.Add([]byte{}, uint16(0))
+	f.Fuzz(func(t *testing.T, b []byte, limit16 uint16) {
+		limit := uint64(limit16)
+		orig := bytes.Clone(b)
+		got, err := BitlistRoot(b, limit)
+		if !bytes.Equal(b, orig) {
+			t.Fatal("input modified")
+		}
+		valid := len(b) > 0 && b[len(b)-1] != 0
+		if valid {
+			valid = uint64(len(naiveBits(b))) <= limit
+		}
+		if !valid {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("BitlistRoot(%x, %d) = %x, %v; want ErrInvalid", b, limit, got, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("BitlistRoot(%x, %d): %v", b, limit, err)
+		}
+		bs := naiveBits(b)
+		var lenChunk [32]byte
+		binary.LittleEndian.PutUint64(lenChunk[:], uint64(len(bs)))
+		inner := naiveMerkleize(naivePackBits(bs), (limit+255)/256)
+		if want := sha256.Sum256(append(inner[:], lenChunk[:]...)); got != want {
+			t.Fatalf("BitlistRoot(%x, %d) = %x, want %x", b, limit, got, want)
+		}
+	})
+}

@@ -10,13 +10,15 @@ implementation. It writes:
   requests/*.json   request bodies in the Web3Signer eth2 API shape
   vectors.json      for each body: network, domain, object root, signing root
 
-Run from this directory:  python3 gen_vectors.py
-Deterministic: the same script always writes the same files.
+Run:  python3 gen_vectors.py [--out DIR]   (default DIR: this directory)
+Deterministic: the same script always writes the same files; the Go test
+TestVectorsAreRegenerable checks that the committed files match.
 """
 
 import hashlib
 import json
 import os
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -465,6 +467,19 @@ def build_bodies():
         out.append(("block_v2_%s.json" % fork.lower(), m, {
             "type": "BLOCK_V2", "fork_info": fork_info(m, fork),
             "beacon_block": {"version": fork, "block_header": header(slot_in(fork, 4097))}}, "signingRoot"))
+    # Fork boundaries for slot-based epochs: the first slot of a fork uses
+    # current_version, the last slot before it previous_version.
+    out.append(("block_v2_fulu_first_slot.json", m, {
+        "type": "BLOCK_V2", "fork_info": fork_info(m, "FULU"),
+        "beacon_block": {"version": "FULU", "block_header": header(slot_in("FULU", 0))}}, "signingRoot"))
+    out.append(("sync_committee_message_previous_version.json", m, {
+        "type": "SYNC_COMMITTEE_MESSAGE", "fork_info": fork_info(m, "FULU"),
+        "sync_committee_message": {"beacon_block_root": rnd(32), "slot": str(slot_in("FULU", -1))}},
+                "signingRoot"))
+    out.append(("aggregate_and_proof_v2_previous_version.json", m, {
+        "type": "AGGREGATE_AND_PROOF_V2", "fork_info": fork_info(m, "FULU"),
+        "aggregate_and_proof": {"version": "ELECTRA",
+                                "data": aggregate_and_proof(slot_in("FULU", -1), True)}}, "signingRoot"))
     out.append(("deposit.json", m, {
         "type": "DEPOSIT",
         "deposit": {"pubkey": rnd(48), "withdrawal_credentials": "0x01" + "00" * 11 + rnd(20)[2:],
@@ -530,8 +545,13 @@ def self_check():
 
 def main():
     self_check()
+    out_dir = HERE
+    if len(sys.argv) == 3 and sys.argv[1] == "--out":
+        out_dir = sys.argv[2]
+    elif len(sys.argv) != 1:
+        sys.exit("usage: gen_vectors.py [--out DIR]")
     vectors = []
-    req_dir = os.path.join(HERE, "requests")
+    req_dir = os.path.join(out_dir, "requests")
     os.makedirs(req_dir, exist_ok=True)
     for name, network, body, root_field in build_bodies():
         obj_root, domain = signing_root_of(body, network)
@@ -545,7 +565,7 @@ def main():
             f.write("\n")
         vectors.append({"file": name, "network": network, "type": body["type"],
                         "object_root": h(obj_root), "domain": h(domain), "signing_root": h(root)})
-    with open(os.path.join(HERE, "vectors.json"), "w") as f:
+    with open(os.path.join(out_dir, "vectors.json"), "w") as f:
         json.dump(vectors, f, indent=2)
         f.write("\n")
 

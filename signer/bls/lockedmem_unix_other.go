@@ -1,0 +1,5 @@
+//go:build unix && !linux
+
+package bls
+
+func excludeFromCoreDump([]byte) {}
