@@ -335,7 +335,7 @@ func TestFenceFixesHighWater(t *testing.T) {
 func mustProposal(t testing.TB, h int64) []byte {
 	t.Helper()
 	b, err := cometbft.EncodeProposalSignBytes(cometbft.CanonicalProposal{Height: h, Round: 0, POLRound: -1,
-		BlockID: cometbft.BlockID{Hash: sroot("p"), PartSetHeader: cometbft.PartSetHeader{Total: 1, Hash: sroot("pp")}},
+		BlockID:   cometbft.BlockID{Hash: sroot("p"), PartSetHeader: cometbft.PartSetHeader{Total: 1, Hash: sroot("pp")}},
 		Timestamp: cometbft.Timestamp{Seconds: 1}, ChainID: "test-chain"})
 	if err != nil {
 		t.Fatal(err)

@@ -118,6 +118,16 @@ func (d *demo) run() error {
 		return err
 	}
 	d.say("the replicated state machine granted the signing lease to dc1 at epoch 1: only dc1 may sign")
+	if err := c.waitFor(ctx, 30*time.Second, "Raft leadership on the lease holder dc1", func() error {
+		l, err := c.leaderAmong(ctx, "dc1", "dc2", "dc3")
+		if err == nil && l != "dc1" {
+			return fmt.Errorf("leader is %s", l)
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	d.say("Raft leadership follows the lease to dc1, so dc1 commits its own records without a network hop")
 	d.status()
 
 	d.chapter(fmt.Sprintf("A simulated validator set: %d keys, %d epochs of duties", d.validators, d.epochs))

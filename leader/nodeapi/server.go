@@ -34,6 +34,8 @@ type Server struct {
 	Raft    *raft.Raft
 	FSM     *fsm.FSM[*leader.State]
 	Service *leader.Service
+	// Forward, when set, sends control-plane writes to the Raft leader.
+	Forward *Forwarder
 }
 
 // NewGRPCServer returns a gRPC server with Regent's interceptors (recovery,
@@ -106,9 +108,11 @@ func (s *Server) Status(ctx context.Context, _ *nodepb.StatusRequest) (*nodepb.S
 	if h := s.FSM.Halted(); h != nil {
 		resp.FsmHalted = h.Error()
 	}
-	s.FSM.View(func(st *leader.State, applied uint64) {
+	// Raft's applied index counts every entry, including the no-ops a new
+	// leader writes, which never reach the state machine.
+	resp.AppliedIndex = s.Raft.AppliedIndex()
+	s.FSM.View(func(st *leader.State, _ uint64) {
 		l := st.Lease()
-		resp.AppliedIndex = applied
 		resp.Lease = &nodepb.Lease{
 			Holder: l.Holder, Epoch: l.Epoch, State: l.State.String(), SinceIndex: l.SinceIndex,
 			SinceUnixNano: l.SinceUnixNano, HeldHere: l.State == leader.LeaseActive && l.Holder == s.NodeID,
@@ -181,12 +185,23 @@ func (s *Server) Check(ctx context.Context, req *nodepb.RecordRequest) (*nodepb.
 	return resp, nil
 }
 
-// AddKeys implements nodepb.NodeServer (operators only, on the leader).
+// AddKeys implements nodepb.NodeServer (operators only). A follower
+// forwards it to the Raft leader.
 func (s *Server) AddKeys(ctx context.Context, req *commandpb.AddKeys) (*nodepb.AddKeysResponse, error) {
-	if c, _ := CallerFrom(ctx); c.Role != pki.RoleOperator {
-		return nil, status.Errorf(codes.PermissionDenied, "AddKeys needs an operator certificate, caller is %s %q", c.Role, c.Name)
+	op, err := operator(ctx)
+	if err != nil {
+		return nil, err
 	}
 	resp, err := s.Service.Propose(ctx, commandpb.CommandType_ADD_KEY, req)
+	if isNotLeader(err) {
+		var out *nodepb.AddKeysResponse
+		ferr := s.toLeader(ctx, op, func(ctx context.Context, c nodepb.NodeClient) error {
+			var e error
+			out, e = c.AddKeys(ctx, req)
+			return e
+		})
+		return out, ferr
+	}
 	if err != nil {
 		return nil, status.Error(Code(err), err.Error())
 	}

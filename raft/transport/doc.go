@@ -6,8 +6,8 @@
 //
 //   - Both ends of every Raft connection authenticate with certificates
 //     that chain to the cluster CA of the node's pki.Material and carry role
-//     node (pki.ServerConfig(pki.RoleNode) on the listening side,
-//     pki.ClientConfig on the dialling side, which also checks the dialled
+//     node (Material.ServerConfig(pki.RoleNode) on the listening side,
+//     Material.ClientConfig on the dialling side, which also checks the dialled
 //     address's host against the server certificate's SANs). A peer with a
 //     certificate from another CA, or with an operator or client
 //     certificate, completes no connection that Raft ever sees.

@@ -283,8 +283,11 @@ func (s *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		timeout = s.hsTimeout
 	}
 	host, _, err := net.SplitHostPort(string(address))
-	if err != nil || host == "" {
-		return nil, fmt.Errorf("%w: bad address %q: %v", ErrDial, address, err)
+	if err != nil {
+		return nil, fmt.Errorf("%w: bad address %q: %w", ErrDial, address, err)
+	}
+	if host == "" {
+		return nil, fmt.Errorf("%w: address %q has no host", ErrDial, address)
 	}
 	cfg, err := s.material.ClientConfig(host)
 	if err != nil {

@@ -164,3 +164,31 @@ func TestExplain(t *testing.T) {
 		t.Error("garbage explained")
 	}
 }
+
+func TestEpoch(t *testing.T) {
+	tests := []struct {
+		file   string
+		want   uint64
+		wantOK bool
+	}{
+		{file: "attestation.json", want: 364167, wantOK: true},              // target epoch
+		{file: "block_v2_fulu_first_slot.json", want: 411392, wantOK: true}, // slot / 32
+		{file: "sync_committee_message_previous_version.json", want: 411391, wantOK: true},
+		{file: "voluntary_exit_old_epoch.json", want: 200000, wantOK: true},
+		{file: "deposit.json", wantOK: false},
+		{file: "validator_registration.json", wantOK: false},
+	}
+	for _, tt := range tests {
+		req, err := eth2.Decode(readRequest(t, tt.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := req.Epoch()
+		if ok != tt.wantOK || got != tt.want {
+			t.Errorf("%s: Epoch() = %d, %v; want %d, %v", tt.file, got, ok, tt.want, tt.wantOK)
+		}
+	}
+	if _, ok := (&eth2.Request{Type: eth2.TypeAttestation}).Epoch(); ok {
+		t.Error("Epoch without a payload")
+	}
+}

@@ -163,3 +163,16 @@ func (r *Request) Protection() Protection {
 	}
 	return Protection{}
 }
+
+// Epoch returns the message epoch the domain is chosen by (the attestation's
+// target epoch, the epoch of a block's or sync message's slot, a RANDAO or
+// exit epoch, ...). ok is false for DEPOSIT and VALIDATOR_REGISTRATION,
+// whose domains do not depend on an epoch, and for a Request without its
+// payload. Use it for logs (key "epoch") and per-epoch policies.
+func (r *Request) Epoch() (epoch uint64, ok bool) {
+	_, epoch, ok, err := r.messageEpoch()
+	if err != nil {
+		return 0, false
+	}
+	return epoch, ok
+}

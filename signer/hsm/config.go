@@ -35,7 +35,9 @@ type Config struct {
 	TokenLabel string `yaml:"token_label"`
 	// Slot selects the token by slot ID instead of label.
 	Slot *uint `yaml:"slot"`
-	// PIN is the user PIN (tests and demos only).
+	// PIN is the user PIN (tests and demos only). The HSM keeps the PIN in
+	// memory for as long as it is open, to log in again after the token
+	// drops its sessions.
 	PIN string `yaml:"pin"`
 	// PINFile is the path of a file holding the user PIN.
 	PINFile string `yaml:"pin_file"`
@@ -50,7 +52,9 @@ type Config struct {
 	// operation name (stable: "open", "generate", "import", "sign",
 	// "sign_digest", "public_key", "keys", "ensure_sealing_key", "seal",
 	// "unseal", "delete") and the error returned to the caller. Rejections
-	// of invalid arguments (ErrInvalidInput) are not reported. It may be
+	// of the caller's arguments (ErrInvalidInput, ErrCometBFTKey) are not
+	// reported; malformed sealed blobs (ErrSealedBlob) are, since they mean a
+	// damaged store. It may be
 	// called from many goroutines at once and must not block; it is the hook
 	// for a Prometheus counter.
 	OnError func(op string, err error) `yaml:"-"`

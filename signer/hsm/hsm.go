@@ -164,20 +164,21 @@ func (h *HSM) openSession(s *session) error {
 		return p11err("C_OpenSession", err)
 	}
 	err = h.p.Login(sh, pkcs11.CKU_USER, h.pin)
-	if err == nil {
+	rv, _ := rvOf(err)
+	switch {
+	case err == nil:
 		// A fresh login means the token was logged out (all sessions had
 		// closed): object handles from before may no longer be valid.
 		h.dropCache()
-	} else {
-		if rv, _ := rvOf(err); rv != pkcs11.CKR_USER_ALREADY_LOGGED_IN {
-			_ = h.p.CloseSession(sh)
-			switch rv {
-			case pkcs11.CKR_PIN_INCORRECT, pkcs11.CKR_PIN_LOCKED, pkcs11.CKR_PIN_EXPIRED,
-				pkcs11.CKR_PIN_INVALID, pkcs11.CKR_PIN_LEN_RANGE:
-				return fmt.Errorf("%w: token %q refused the user PIN: %w", ErrLogin, h.id.Label, err)
-			}
-			return p11err("C_Login", err)
+	case rv == pkcs11.CKR_USER_ALREADY_LOGGED_IN:
+	default:
+		_ = h.p.CloseSession(sh)
+		switch rv {
+		case pkcs11.CKR_PIN_INCORRECT, pkcs11.CKR_PIN_LOCKED, pkcs11.CKR_PIN_EXPIRED,
+			pkcs11.CKR_PIN_INVALID, pkcs11.CKR_PIN_LEN_RANGE:
+			return fmt.Errorf("%w: token %q refused the user PIN: %w", ErrLogin, h.id.Label, err)
 		}
+		return p11err("C_Login", err)
 	}
 	s.h, s.open = sh, true
 	return nil

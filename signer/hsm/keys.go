@@ -498,8 +498,11 @@ func (h *HSM) Keys(ctx context.Context) ([]KeyInfo, error) {
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
 	slices.SortFunc(out, func(a, b KeyInfo) int { return strings.Compare(a.Label, b.Label) })
-	return out, err
+	return out, nil
 }
 
 // DeleteKey destroys the private and public key objects labelled label. It

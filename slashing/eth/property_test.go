@@ -1,8 +1,12 @@
 package eth
 
 import (
+	"bytes"
+	"errors"
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/regent-signer/regent/slashing"
 )
@@ -303,5 +307,132 @@ func assertInvariants(t *testing.T, s *State) {
 		if hw != c.hw {
 			t.Fatalf("chain %s high water %+v, keys say %+v", gvr, c.hw, hw)
 		}
+	}
+}
+
+// TestImportRefusesExactlyTheSlashableDocuments compares Import's verdict
+// with a brute-force pairwise scan of retained ∪ imported records.
+func TestImportRefusesExactlyTheSlashableDocuments(t *testing.T) {
+	k := pk(1)
+	refused, imported := 0, 0
+	for seed := range uint64(2000) {
+		r := rand.New(rand.NewPCG(seed, 0x1e9))
+		s := newTestState(t, Options{MaxBlocks: 1000, MaxAttestations: 1000})
+		const span = 16
+		randomHistory(t, r, s, []Pubkey{k}, r.IntN(40), span)
+		var retainedB []blockRec
+		var retainedA []attRec
+		if ks := s.lookup(testGVR, k); ks != nil {
+			retainedB, retainedA = slices.Clone(ks.blocks), slices.Clone(ks.atts)
+		}
+		// A document of one or two entries for k, sometimes repeating
+		// retained records exactly or with another root.
+		ic := &Interchange{GenesisValidatorsRoot: testGVR}
+		var impB []blockRec
+		var impA []attRec
+		for range 1 + r.IntN(2) {
+			e := InterchangeRecord{Pubkey: k}
+			for range r.IntN(4) {
+				b := blockRec{slot: r.Uint64N(2 * span), root: randRoot(r)}
+				if len(retainedB) > 0 && r.IntN(3) == 0 {
+					b = retainedB[r.IntN(len(retainedB))]
+					if r.IntN(2) == 0 {
+						b.root = randRoot(r)
+					}
+				}
+				e.SignedBlocks = append(e.SignedBlocks, SignedBlock{Slot: b.slot, SigningRoot: b.root})
+				impB = append(impB, b)
+			}
+			for range r.IntN(4) {
+				src, tgt := randVote(r, span)
+				a := attRec{source: src, target: tgt, root: randRoot(r)}
+				if len(retainedA) > 0 && r.IntN(3) == 0 {
+					a = retainedA[r.IntN(len(retainedA))]
+					if r.IntN(2) == 0 {
+						a.root = randRoot(r)
+					}
+				}
+				e.SignedAttestations = append(e.SignedAttestations, SignedAttestation{SourceEpoch: a.source, TargetEpoch: a.target, SigningRoot: a.root})
+				impA = append(impA, a)
+			}
+			ic.Data = append(ic.Data, e)
+		}
+		want := bruteSlashable(append(retainedB, impB...), append(retainedA, impA...))
+		before := snapshot(t, s)
+		err := s.Import(ic, testGVR)
+		switch {
+		case want && err == nil:
+			t.Fatalf("seed %d: slashable document imported: retained %v %v, imported %v %v", seed, retainedB, retainedA, impB, impA)
+		case !want && err != nil:
+			t.Fatalf("seed %d: clean document refused: %v", seed, err)
+		case err != nil:
+			if !errors.Is(err, slashing.ErrSlashableImport) {
+				t.Fatalf("seed %d: error %v", seed, err)
+			}
+			if !bytes.Equal(before, snapshot(t, s)) {
+				t.Fatalf("seed %d: refused import changed the state", seed)
+			}
+			refused++
+		default:
+			imported++
+			assertInvariants(t, s)
+		}
+	}
+	if refused < 100 || imported < 100 {
+		t.Fatalf("poor coverage: %d refused, %d imported", refused, imported)
+	}
+}
+
+// bruteSlashable reports whether any two records are slashable together, or
+// any vote has source > target. Identical records are not a conflict.
+func bruteSlashable(blocks []blockRec, atts []attRec) bool {
+	for i, a := range blocks {
+		for _, b := range blocks[i+1:] {
+			if a.slot == b.slot && !a.root.sameRecord(b.root) {
+				return true
+			}
+		}
+	}
+	for i, a := range atts {
+		if a.source > a.target {
+			return true
+		}
+		for _, b := range atts[i+1:] {
+			if a.target == b.target && !(a.source == b.source && a.root.sameRecord(b.root)) {
+				return true
+			}
+			if (a.source < b.source && a.target > b.target) || (b.source < a.source && b.target > a.target) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestImportLargeUnsortedHistory imports a complete history of 200,000
+// votes and blocks in descending order for one key (a validator running
+// since genesis), which must merge in O(n log n) and fold to the caps.
+func TestImportLargeUnsortedHistory(t *testing.T) {
+	const n = 200_000
+	e := InterchangeRecord{Pubkey: pk(1)}
+	for i := uint64(n); i >= 1; i-- {
+		e.SignedBlocks = append(e.SignedBlocks, SignedBlock{Slot: i * 32, SigningRoot: rt(1)})
+		e.SignedAttestations = append(e.SignedAttestations, SignedAttestation{SourceEpoch: i - 1, TargetEpoch: i, SigningRoot: rt(1)})
+	}
+	s := newTestState(t, Options{})
+	start := time.Now()
+	if err := s.Import(&Interchange{GenesisValidatorsRoot: testGVR, Data: []InterchangeRecord{e}}, testGVR); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("imported %d blocks + %d votes in %v", n, n, time.Since(start))
+	w := s.Watermarks(testGVR, pk(1))
+	if w.Blocks != DefaultMaxBlocks || w.Attestations != DefaultMaxAttestations {
+		t.Fatalf("not capped: %+v", w)
+	}
+	if w.TargetFloor != n-DefaultMaxAttestations || w.BlockFloor != (n-DefaultMaxBlocks)*32 {
+		t.Fatalf("floors %+v", w)
+	}
+	if res := s.CheckAttestation(testGVR, pk(1), n, n+1, Root{}); !res.Accepted() {
+		t.Fatalf("next vote refused: %s", res.Reason)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/regent-signer/regent/cmd/internal/client"
 	"github.com/regent-signer/regent/leader"
 	"github.com/regent-signer/regent/leader/metrics"
 	"github.com/regent-signer/regent/leader/nodeapi"
@@ -40,6 +41,7 @@ type Node struct {
 
 	log     *slog.Logger
 	tlsm    *transport.Metrics
+	forward *nodeapi.Forwarder
 	cluster *cluster.Node
 	grpc    *grpc.Server
 	http    *http.Server
@@ -166,8 +168,13 @@ func Start(cfg *Config, opts Options) (n *Node, err error) {
 		return nil, fmt.Errorf("node: grpc listen %s: %w", cfg.API.GRPC, err)
 	}
 	n.GRPCAddr = ln.Addr().String()
+	apiAddr := map[string]string{}
+	for _, p := range cfg.Peers {
+		apiAddr[p.ID] = p.API
+	}
+	n.forward = &nodeapi.Forwarder{APIAddr: apiAddr, Dial: func(addr string) (*grpc.ClientConn, error) { return client.Dial(mat, addr) }}
 	n.grpc = nodeapi.NewGRPCServer(credentials.NewTLS(sc), log, &nodeapi.Server{
-		NodeID: cfg.NodeID, Region: cfg.Region, Raft: cn.Raft, FSM: f, Service: svc,
+		NodeID: cfg.NodeID, Region: cfg.Region, Raft: cn.Raft, FSM: f, Service: svc, Forward: n.forward,
 	})
 	go func() { _ = n.grpc.Serve(ln) }()
 
@@ -229,6 +236,9 @@ func (n *Node) Close() {
 	n.once.Do(func() {
 		if n.grpc != nil {
 			n.grpc.Stop()
+		}
+		if n.forward != nil {
+			n.forward.Close()
 		}
 		if n.http != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
