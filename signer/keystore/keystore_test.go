@@ -228,6 +228,17 @@ func mutate(t *testing.T, base []byte, edit func(m map[string]any)) []byte {
 	return out
 }
 
+// flipHex changes the i-th hex digit of s to another hex digit.
+func flipHex(s string, i int) string {
+	c := []byte(s)
+	if c[i] == '0' {
+		c[i] = '1'
+	} else {
+		c[i] = '0'
+	}
+	return string(c)
+}
+
 func mod(m map[string]any, name string) map[string]any {
 	return m["crypto"].(map[string]any)[name].(map[string]any)
 }
@@ -296,13 +307,7 @@ func TestDecryptRejects(t *testing.T) {
 		{"checksum params not object", mutate(t, base, func(m map[string]any) { mod(m, "checksum")["params"] = []int{} }), ErrMalformed},
 		{"checksum short", mutate(t, base, func(m map[string]any) { mod(m, "checksum")["message"] = "abcd" }), ErrMalformed},
 		{"checksum flipped", mutate(t, base, func(m map[string]any) {
-			c := []byte(mod(m, "checksum")["message"].(string))
-			if c[0] == '0' {
-				c[0] = '1'
-			} else {
-				c[0] = '0'
-			}
-			mod(m, "checksum")["message"] = string(c)
+			mod(m, "checksum")["message"] = flipHex(mod(m, "checksum")["message"].(string), 0)
 		}), ErrWrongPassword},
 		{"cipher aes-256-gcm", mutate(t, base, func(m map[string]any) { mod(m, "cipher")["function"] = "aes-256-gcm" }), ErrUnsupported},
 		{"iv short", mutate(t, base, func(m map[string]any) { params(m, "cipher")["iv"] = "00" }), ErrMalformed},
@@ -311,9 +316,7 @@ func TestDecryptRejects(t *testing.T) {
 			mod(m, "cipher")["message"] = mod(m, "cipher")["message"].(string)[:62]
 		}), ErrMalformed},
 		{"cipher message flipped", mutate(t, base, func(m map[string]any) {
-			c := []byte(mod(m, "cipher")["message"].(string))
-			c[5] ^= 0x01
-			mod(m, "cipher")["message"] = string(c)
+			mod(m, "cipher")["message"] = flipHex(mod(m, "cipher")["message"].(string), 5)
 		}), ErrWrongPassword},
 		{"pubkey short", mutate(t, base, func(m map[string]any) { m["pubkey"] = "abcd" }), ErrMalformed},
 		{"pubkey not hex", mutate(t, base, func(m map[string]any) { m["pubkey"] = strings.Repeat("zz", 48) }), ErrMalformed},

@@ -63,13 +63,13 @@ type Options struct {
 }
 
 // Start brings a region up. On error, everything started is stopped.
-func Start(cfg *Config, opts Options) (n *Node, err error) {
+func Start(cfg *Config, opts Options) (_ *Node, err error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("region", cfg.Region)
-	n = &Node{Config: cfg, log: log, fatal: make(chan error, 1)}
+	n := &Node{Config: cfg, log: log, fatal: make(chan error, 1)}
 	fatal := func(e error) {
 		log.Error("fatal: stopping node", "err", e)
 		if opts.Fatal != nil {
