@@ -18,6 +18,27 @@ type Key struct {
 	Disabled       bool
 	DisabledReason string
 	AddedIndex     uint64
+	// Wrapped holds the secret encrypted for each region's HSM wrapping key;
+	// each region unwraps its own copy and seals it locally.
+	Wrapped []*commandpb.WrappedSecret
+}
+
+// WrappedFor returns the ciphertext for region, if any.
+func (k Key) WrappedFor(region string) (*commandpb.WrappedSecret, bool) {
+	for _, w := range k.Wrapped {
+		if w.Region == region {
+			return w, true
+		}
+	}
+	return nil, false
+}
+
+func cloneWrapped(in []*commandpb.WrappedSecret) []*commandpb.WrappedSecret {
+	out := make([]*commandpb.WrappedSecret, 0, len(in))
+	for _, w := range in {
+		out = append(out, &commandpb.WrappedSecret{Region: w.Region, Ciphertext: append([]byte(nil), w.Ciphertext...), WrapKeyId: append([]byte(nil), w.WrapKeyId...)})
+	}
+	return out
 }
 
 // pubkeyLen is the encoded public key length of each scheme.
@@ -53,6 +74,13 @@ func validateKey(k *commandpb.AddKey) error {
 	}
 	if len(k.Label) > 256 || len(k.Network) > 256 {
 		return fmt.Errorf("%w: label and network are limited to 256 bytes", ErrInvalidKey)
+	}
+	seen := map[string]bool{}
+	for _, w := range k.Wrapped {
+		if w.Region == "" || seen[w.Region] || len(w.Ciphertext) == 0 || len(w.Ciphertext) > 1024 || len(w.WrapKeyId) != 32 {
+			return fmt.Errorf("%w: wrapped secret for region %q is malformed or repeated", ErrInvalidKey, w.Region)
+		}
+		seen[w.Region] = true
 	}
 	return nil
 }

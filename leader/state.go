@@ -2,6 +2,7 @@ package leader
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -84,15 +85,21 @@ type State struct {
 	current  HighWater
 	accepted uint64
 	refused  uint64
+	regions  map[string]Region
+	policies map[string]Policy
+	exits    map[string]*ExitApproval // by string(pubkey)
 }
 
 // NewState returns an empty state: vacant lease, no keys.
 func NewState() *State {
 	return &State{
-		keys:    make(map[string]*Key),
-		members: make(map[string]Member),
-		eth:     mustEth(eth.NewState(eth.Options{})),
-		comet:   cometbft.NewState(),
+		keys:     make(map[string]*Key),
+		members:  make(map[string]Member),
+		eth:      mustEth(eth.NewState(eth.Options{})),
+		comet:    cometbft.NewState(),
+		regions:  make(map[string]Region),
+		policies: make(map[string]Policy),
+		exits:    make(map[string]*ExitApproval),
 	}
 }
 
@@ -122,6 +129,9 @@ func Register(r *fsm.Registry[*State]) {
 	r.Register(commandpb.CommandType_DISABLE_KEY, 1, (*State).applyDisableKey)
 	r.Register(commandpb.CommandType_IMPORT_INTERCHANGE, 1, (*State).applyImport)
 	r.Register(commandpb.CommandType_PRUNE_HISTORY, 1, (*State).applyPrune)
+	r.Register(commandpb.CommandType_REGISTER_REGION, 1, (*State).applyRegisterRegion)
+	r.Register(commandpb.CommandType_SET_POLICY, 1, (*State).applySetPolicy)
+	r.Register(commandpb.CommandType_APPROVE_EXIT, 1, (*State).applyApproveExit)
 	r.Register(commandpb.CommandType_NOOP, 1, func(*State, fsm.Entry) (any, error) { return nil, nil })
 }
 
@@ -280,6 +290,10 @@ func (s *State) evaluate(r *commandpb.ProtectionRecord, record bool) Outcome {
 			return failed(fmt.Errorf("%w: %x: %s", ErrKeyDisabled, u.Pubkey, k.DisabledReason))
 		case u.Kind == "" || len(u.Kind) > 64:
 			return failed(fmt.Errorf("%w: unslashable record kind %q", ErrInvalidInput, u.Kind))
+		case u.Kind == KindVoluntaryExit:
+			if err := s.checkExit(u.Pubkey, u.SigningRoot, record); err != nil {
+				return failed(err)
+			}
 		}
 		return Outcome{Result: slashing.Result{Decision: slashing.DecisionAccepted}}
 	default:
@@ -435,7 +449,8 @@ func (s *State) applyAddKey(e fsm.Entry) (any, error) {
 			continue
 		}
 		delete(fresh, string(k.Pubkey))
-		s.keys[string(k.Pubkey)] = &Key{Pubkey: append([]byte(nil), k.Pubkey...), Scheme: k.Scheme, Network: k.Network, Label: k.Label, AddedIndex: e.Index}
+		s.keys[string(k.Pubkey)] = &Key{Pubkey: append([]byte(nil), k.Pubkey...), Scheme: k.Scheme, Network: k.Network, Label: k.Label,
+			AddedIndex: e.Index, Wrapped: cloneWrapped(k.Wrapped)}
 		added++
 	}
 	return added, nil
@@ -540,8 +555,22 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 	for _, k := range s.Keys() {
 		ls.Keys = append(ls.Keys, &commandpb.KeySnapshot{
 			Pubkey: k.Pubkey, Scheme: k.Scheme, Network: k.Network, Label: k.Label,
-			Disabled: k.Disabled, DisabledReason: k.DisabledReason, AddedIndex: k.AddedIndex,
+			Disabled: k.Disabled, DisabledReason: k.DisabledReason, AddedIndex: k.AddedIndex, Wrapped: k.Wrapped,
 		})
+	}
+	for _, r := range s.Regions() {
+		ls.Regions = append(ls.Regions, &commandpb.RegionSnapshot{Region: r.ID, WrapPublicKey: r.WrapPublicKey, HsmToken: r.HSMToken, Index: r.Index})
+	}
+	for _, p := range s.Policies() {
+		ls.Policies = append(ls.Policies, &commandpb.PolicySnapshot{Identity: p.Identity, KeyPatterns: p.KeyPatterns, MessageTypes: p.MessageTypes})
+	}
+	exits := make([]*ExitApproval, 0, len(s.exits))
+	for _, a := range s.exits {
+		exits = append(exits, a)
+	}
+	sort.Slice(exits, func(i, j int) bool { return string(exits[i].Pubkey) < string(exits[j].Pubkey) })
+	for _, a := range exits {
+		ls.ExitApprovals = append(ls.ExitApprovals, &commandpb.ExitApprovalSnapshot{Pubkey: a.Pubkey, Operator: a.Operator, Reason: a.Reason, Index: a.Index, UsedRoot: a.UsedRoot})
 	}
 	for _, m := range s.Members() {
 		ls.Members = append(ls.Members, &commandpb.MemberSnapshot{Id: m.ID, Address: m.Address, Voter: m.Voter})
@@ -626,7 +655,17 @@ func (s *State) readLeader(body []byte) error {
 			return err
 		}
 		s.keys[string(k.Pubkey)] = &Key{Pubkey: k.Pubkey, Scheme: k.Scheme, Network: k.Network, Label: k.Label,
-			Disabled: k.Disabled, DisabledReason: k.DisabledReason, AddedIndex: k.AddedIndex}
+			Disabled: k.Disabled, DisabledReason: k.DisabledReason, AddedIndex: k.AddedIndex, Wrapped: k.Wrapped}
+	}
+	for _, r := range ls.Regions {
+		id := sha256.Sum256(r.WrapPublicKey)
+		s.regions[r.Region] = Region{ID: r.Region, WrapPublicKey: r.WrapPublicKey, WrapKeyID: id[:], HSMToken: r.HsmToken, Index: r.Index}
+	}
+	for _, p := range ls.Policies {
+		s.policies[p.Identity] = Policy{Identity: p.Identity, KeyPatterns: p.KeyPatterns, MessageTypes: p.MessageTypes}
+	}
+	for _, a := range ls.ExitApprovals {
+		s.exits[string(a.Pubkey)] = &ExitApproval{Pubkey: a.Pubkey, Operator: a.Operator, Reason: a.Reason, Index: a.Index, UsedRoot: a.UsedRoot}
 	}
 	for _, m := range ls.Members {
 		s.members[m.Id] = Member{ID: m.Id, Address: m.Address, Voter: m.Voter}

@@ -609,3 +609,5 @@ func FuzzApplyEnvelope(f *testing.F) {
 		}
 	})
 }
+
+func ioNopCloser(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }

@@ -51,21 +51,30 @@ const (
 	CommandType_PRUNE_HISTORY CommandType = 8
 	// A no-op used by tests and as a liveness probe (payload: Noop).
 	CommandType_NOOP CommandType = 9
+	// A region publishes its HSM's key-wrapping public key (payload: RegisterRegion).
+	CommandType_REGISTER_REGION CommandType = 10
+	// Client identity policy (payload: SetPolicy).
+	CommandType_SET_POLICY CommandType = 11
+	// Operator approval for one voluntary exit (payload: ApproveExit).
+	CommandType_APPROVE_EXIT CommandType = 12
 )
 
 // Enum value maps for CommandType.
 var (
 	CommandType_name = map[int32]string{
-		0: "COMMAND_TYPE_UNSPECIFIED",
-		1: "RECORD_SIGNATURES",
-		2: "GRANT_LEASE",
-		3: "FENCE_LEASE",
-		4: "ACTIVATE_LEASE",
-		5: "ADD_KEY",
-		6: "DISABLE_KEY",
-		7: "IMPORT_INTERCHANGE",
-		8: "PRUNE_HISTORY",
-		9: "NOOP",
+		0:  "COMMAND_TYPE_UNSPECIFIED",
+		1:  "RECORD_SIGNATURES",
+		2:  "GRANT_LEASE",
+		3:  "FENCE_LEASE",
+		4:  "ACTIVATE_LEASE",
+		5:  "ADD_KEY",
+		6:  "DISABLE_KEY",
+		7:  "IMPORT_INTERCHANGE",
+		8:  "PRUNE_HISTORY",
+		9:  "NOOP",
+		10: "REGISTER_REGION",
+		11: "SET_POLICY",
+		12: "APPROVE_EXIT",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED": 0,
@@ -78,6 +87,9 @@ var (
 		"IMPORT_INTERCHANGE":       7,
 		"PRUNE_HISTORY":            8,
 		"NOOP":                     9,
+		"REGISTER_REGION":          10,
+		"SET_POLICY":               11,
+		"APPROVE_EXIT":             12,
 	}
 )
 
@@ -886,8 +898,11 @@ type AddKey struct {
 	Pubkey []byte                 `protobuf:"bytes,1,opt,name=pubkey,proto3" json:"pubkey,omitempty"`
 	Scheme Scheme                 `protobuf:"varint,2,opt,name=scheme,proto3,enum=regent.command.v1.Scheme" json:"scheme,omitempty"`
 	// Ethereum: genesis validators root as 0x-hex; CometBFT: chain id.
-	Network       string `protobuf:"bytes,3,opt,name=network,proto3" json:"network,omitempty"`
-	Label         string `protobuf:"bytes,4,opt,name=label,proto3" json:"label,omitempty"`
+	Network string `protobuf:"bytes,3,opt,name=network,proto3" json:"network,omitempty"`
+	Label   string `protobuf:"bytes,4,opt,name=label,proto3" json:"label,omitempty"`
+	// The secret, encrypted for each region's HSM wrapping key (RSA-OAEP
+	// SHA-256). Empty for keys generated inside one HSM.
+	Wrapped       []*WrappedSecret `protobuf:"bytes,5,rep,name=wrapped,proto3" json:"wrapped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -950,6 +965,265 @@ func (x *AddKey) GetLabel() string {
 	return ""
 }
 
+func (x *AddKey) GetWrapped() []*WrappedSecret {
+	if x != nil {
+		return x.Wrapped
+	}
+	return nil
+}
+
+type WrappedSecret struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Region     string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	Ciphertext []byte                 `protobuf:"bytes,2,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	// SHA-256 of the region's wrapping public key (PKIX DER) used.
+	WrapKeyId     []byte `protobuf:"bytes,3,opt,name=wrap_key_id,json=wrapKeyId,proto3" json:"wrap_key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WrappedSecret) Reset() {
+	*x = WrappedSecret{}
+	mi := &file_raft_commandpb_command_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WrappedSecret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WrappedSecret) ProtoMessage() {}
+
+func (x *WrappedSecret) ProtoReflect() protoreflect.Message {
+	mi := &file_raft_commandpb_command_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WrappedSecret.ProtoReflect.Descriptor instead.
+func (*WrappedSecret) Descriptor() ([]byte, []int) {
+	return file_raft_commandpb_command_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *WrappedSecret) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *WrappedSecret) GetCiphertext() []byte {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return nil
+}
+
+func (x *WrappedSecret) GetWrapKeyId() []byte {
+	if x != nil {
+		return x.WrapKeyId
+	}
+	return nil
+}
+
+type RegisterRegion struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Region string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	// RSA public key (PKIX DER) whose private half never leaves the region's HSM.
+	WrapPublicKey []byte `protobuf:"bytes,2,opt,name=wrap_public_key,json=wrapPublicKey,proto3" json:"wrap_public_key,omitempty"`
+	// Free-form description of the HSM token (manufacturer, model, serial, label).
+	HsmToken      string `protobuf:"bytes,3,opt,name=hsm_token,json=hsmToken,proto3" json:"hsm_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterRegion) Reset() {
+	*x = RegisterRegion{}
+	mi := &file_raft_commandpb_command_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterRegion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterRegion) ProtoMessage() {}
+
+func (x *RegisterRegion) ProtoReflect() protoreflect.Message {
+	mi := &file_raft_commandpb_command_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterRegion.ProtoReflect.Descriptor instead.
+func (*RegisterRegion) Descriptor() ([]byte, []int) {
+	return file_raft_commandpb_command_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RegisterRegion) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *RegisterRegion) GetWrapPublicKey() []byte {
+	if x != nil {
+		return x.WrapPublicKey
+	}
+	return nil
+}
+
+func (x *RegisterRegion) GetHsmToken() string {
+	if x != nil {
+		return x.HsmToken
+	}
+	return ""
+}
+
+// SetPolicy replaces (or with remove, deletes) what a client identity may sign.
+type SetPolicy struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Identity      string                 `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`                             // client identity name (regent://client/<name>)
+	KeyPatterns   []string               `protobuf:"bytes,2,rep,name=key_patterns,json=keyPatterns,proto3" json:"key_patterns,omitempty"`    // "*", a 0x-hex public key, or a 0x-hex prefix ending in "*"
+	MessageTypes  []string               `protobuf:"bytes,3,rep,name=message_types,json=messageTypes,proto3" json:"message_types,omitempty"` // eth2 types (ATTESTATION, BLOCK_V2, ...), cometbft types (VOTE, PROPOSAL, ...), or "*"
+	Remove        bool                   `protobuf:"varint,4,opt,name=remove,proto3" json:"remove,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPolicy) Reset() {
+	*x = SetPolicy{}
+	mi := &file_raft_commandpb_command_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPolicy) ProtoMessage() {}
+
+func (x *SetPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_raft_commandpb_command_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPolicy.ProtoReflect.Descriptor instead.
+func (*SetPolicy) Descriptor() ([]byte, []int) {
+	return file_raft_commandpb_command_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SetPolicy) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+func (x *SetPolicy) GetKeyPatterns() []string {
+	if x != nil {
+		return x.KeyPatterns
+	}
+	return nil
+}
+
+func (x *SetPolicy) GetMessageTypes() []string {
+	if x != nil {
+		return x.MessageTypes
+	}
+	return nil
+}
+
+func (x *SetPolicy) GetRemove() bool {
+	if x != nil {
+		return x.Remove
+	}
+	return false
+}
+
+type ApproveExit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pubkey        []byte                 `protobuf:"bytes,1,opt,name=pubkey,proto3" json:"pubkey,omitempty"`
+	Operator      string                 `protobuf:"bytes,2,opt,name=operator,proto3" json:"operator,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveExit) Reset() {
+	*x = ApproveExit{}
+	mi := &file_raft_commandpb_command_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveExit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveExit) ProtoMessage() {}
+
+func (x *ApproveExit) ProtoReflect() protoreflect.Message {
+	mi := &file_raft_commandpb_command_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveExit.ProtoReflect.Descriptor instead.
+func (*ApproveExit) Descriptor() ([]byte, []int) {
+	return file_raft_commandpb_command_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ApproveExit) GetPubkey() []byte {
+	if x != nil {
+		return x.Pubkey
+	}
+	return nil
+}
+
+func (x *ApproveExit) GetOperator() string {
+	if x != nil {
+		return x.Operator
+	}
+	return ""
+}
+
+func (x *ApproveExit) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // AddKeys registers keys atomically: if one is invalid or conflicts with
 // the registry, none is added. Re-adding an identical key is a no-op.
 type AddKeys struct {
@@ -961,7 +1235,7 @@ type AddKeys struct {
 
 func (x *AddKeys) Reset() {
 	*x = AddKeys{}
-	mi := &file_raft_commandpb_command_proto_msgTypes[11]
+	mi := &file_raft_commandpb_command_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -973,7 +1247,7 @@ func (x *AddKeys) String() string {
 func (*AddKeys) ProtoMessage() {}
 
 func (x *AddKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_commandpb_command_proto_msgTypes[11]
+	mi := &file_raft_commandpb_command_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -986,7 +1260,7 @@ func (x *AddKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddKeys.ProtoReflect.Descriptor instead.
 func (*AddKeys) Descriptor() ([]byte, []int) {
-	return file_raft_commandpb_command_proto_rawDescGZIP(), []int{11}
+	return file_raft_commandpb_command_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AddKeys) GetKeys() []*AddKey {
@@ -1006,7 +1280,7 @@ type DisableKey struct {
 
 func (x *DisableKey) Reset() {
 	*x = DisableKey{}
-	mi := &file_raft_commandpb_command_proto_msgTypes[12]
+	mi := &file_raft_commandpb_command_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1292,7 @@ func (x *DisableKey) String() string {
 func (*DisableKey) ProtoMessage() {}
 
 func (x *DisableKey) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_commandpb_command_proto_msgTypes[12]
+	mi := &file_raft_commandpb_command_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1305,7 @@ func (x *DisableKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableKey.ProtoReflect.Descriptor instead.
 func (*DisableKey) Descriptor() ([]byte, []int) {
-	return file_raft_commandpb_command_proto_rawDescGZIP(), []int{12}
+	return file_raft_commandpb_command_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DisableKey) GetPubkey() []byte {
@@ -1060,7 +1334,7 @@ type ImportInterchange struct {
 
 func (x *ImportInterchange) Reset() {
 	*x = ImportInterchange{}
-	mi := &file_raft_commandpb_command_proto_msgTypes[13]
+	mi := &file_raft_commandpb_command_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1346,7 @@ func (x *ImportInterchange) String() string {
 func (*ImportInterchange) ProtoMessage() {}
 
 func (x *ImportInterchange) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_commandpb_command_proto_msgTypes[13]
+	mi := &file_raft_commandpb_command_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1359,7 @@ func (x *ImportInterchange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportInterchange.ProtoReflect.Descriptor instead.
 func (*ImportInterchange) Descriptor() ([]byte, []int) {
-	return file_raft_commandpb_command_proto_rawDescGZIP(), []int{13}
+	return file_raft_commandpb_command_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ImportInterchange) GetGenesisValidatorsRoot() []byte {
@@ -1119,7 +1393,7 @@ type PruneHistory struct {
 
 func (x *PruneHistory) Reset() {
 	*x = PruneHistory{}
-	mi := &file_raft_commandpb_command_proto_msgTypes[14]
+	mi := &file_raft_commandpb_command_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1405,7 @@ func (x *PruneHistory) String() string {
 func (*PruneHistory) ProtoMessage() {}
 
 func (x *PruneHistory) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_commandpb_command_proto_msgTypes[14]
+	mi := &file_raft_commandpb_command_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1418,7 @@ func (x *PruneHistory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneHistory.ProtoReflect.Descriptor instead.
 func (*PruneHistory) Descriptor() ([]byte, []int) {
-	return file_raft_commandpb_command_proto_rawDescGZIP(), []int{14}
+	return file_raft_commandpb_command_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PruneHistory) GetGenesisValidatorsRoot() []byte {
@@ -1170,7 +1444,7 @@ type Noop struct {
 
 func (x *Noop) Reset() {
 	*x = Noop{}
-	mi := &file_raft_commandpb_command_proto_msgTypes[15]
+	mi := &file_raft_commandpb_command_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1182,7 +1456,7 @@ func (x *Noop) String() string {
 func (*Noop) ProtoMessage() {}
 
 func (x *Noop) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_commandpb_command_proto_msgTypes[15]
+	mi := &file_raft_commandpb_command_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1195,7 +1469,7 @@ func (x *Noop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Noop.ProtoReflect.Descriptor instead.
 func (*Noop) Descriptor() ([]byte, []int) {
-	return file_raft_commandpb_command_proto_rawDescGZIP(), []int{15}
+	return file_raft_commandpb_command_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Noop) GetNote() string {
@@ -1261,12 +1535,32 @@ const file_raft_commandpb_command_proto_rawDesc = "" +
 	"\rActivateLease\x12\x16\n" +
 	"\x06holder\x18\x01 \x01(\tR\x06holder\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x83\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xbf\x01\n" +
 	"\x06AddKey\x12\x16\n" +
 	"\x06pubkey\x18\x01 \x01(\fR\x06pubkey\x121\n" +
 	"\x06scheme\x18\x02 \x01(\x0e2\x19.regent.command.v1.SchemeR\x06scheme\x12\x18\n" +
 	"\anetwork\x18\x03 \x01(\tR\anetwork\x12\x14\n" +
-	"\x05label\x18\x04 \x01(\tR\x05label\"8\n" +
+	"\x05label\x18\x04 \x01(\tR\x05label\x12:\n" +
+	"\awrapped\x18\x05 \x03(\v2 .regent.command.v1.WrappedSecretR\awrapped\"g\n" +
+	"\rWrappedSecret\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x02 \x01(\fR\n" +
+	"ciphertext\x12\x1e\n" +
+	"\vwrap_key_id\x18\x03 \x01(\fR\twrapKeyId\"m\n" +
+	"\x0eRegisterRegion\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\x12&\n" +
+	"\x0fwrap_public_key\x18\x02 \x01(\fR\rwrapPublicKey\x12\x1b\n" +
+	"\thsm_token\x18\x03 \x01(\tR\bhsmToken\"\x87\x01\n" +
+	"\tSetPolicy\x12\x1a\n" +
+	"\bidentity\x18\x01 \x01(\tR\bidentity\x12!\n" +
+	"\fkey_patterns\x18\x02 \x03(\tR\vkeyPatterns\x12#\n" +
+	"\rmessage_types\x18\x03 \x03(\tR\fmessageTypes\x12\x16\n" +
+	"\x06remove\x18\x04 \x01(\bR\x06remove\"Y\n" +
+	"\vApproveExit\x12\x16\n" +
+	"\x06pubkey\x18\x01 \x01(\fR\x06pubkey\x12\x1a\n" +
+	"\boperator\x18\x02 \x01(\tR\boperator\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"8\n" +
 	"\aAddKeys\x12-\n" +
 	"\x04keys\x18\x01 \x03(\v2\x19.regent.command.v1.AddKeyR\x04keys\"<\n" +
 	"\n" +
@@ -1281,7 +1575,7 @@ const file_raft_commandpb_command_proto_rawDesc = "" +
 	"\x17genesis_validators_root\x18\x01 \x01(\fR\x15genesisValidatorsRoot\x12'\n" +
 	"\x0ffinalized_epoch\x18\x02 \x01(\x04R\x0efinalizedEpoch\"\x1a\n" +
 	"\x04Noop\x12\x12\n" +
-	"\x04note\x18\x01 \x01(\tR\x04note*\xcb\x01\n" +
+	"\x04note\x18\x01 \x01(\tR\x04note*\x82\x02\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11RECORD_SIGNATURES\x10\x01\x12\x0f\n" +
@@ -1292,7 +1586,12 @@ const file_raft_commandpb_command_proto_rawDesc = "" +
 	"\vDISABLE_KEY\x10\x06\x12\x16\n" +
 	"\x12IMPORT_INTERCHANGE\x10\a\x12\x11\n" +
 	"\rPRUNE_HISTORY\x10\b\x12\b\n" +
-	"\x04NOOP\x10\t*p\n" +
+	"\x04NOOP\x10\t\x12\x13\n" +
+	"\x0fREGISTER_REGION\x10\n" +
+	"\x12\x0e\n" +
+	"\n" +
+	"SET_POLICY\x10\v\x12\x10\n" +
+	"\fAPPROVE_EXIT\x10\f*p\n" +
 	"\x06Scheme\x12\x16\n" +
 	"\x12SCHEME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fSCHEME_BLS12381\x10\x01\x12\x12\n" +
@@ -1313,7 +1612,7 @@ func file_raft_commandpb_command_proto_rawDescGZIP() []byte {
 }
 
 var file_raft_commandpb_command_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_raft_commandpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_raft_commandpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_raft_commandpb_command_proto_goTypes = []any{
 	(CommandType)(0),          // 0: regent.command.v1.CommandType
 	(Scheme)(0),               // 1: regent.command.v1.Scheme
@@ -1328,11 +1627,15 @@ var file_raft_commandpb_command_proto_goTypes = []any{
 	(*FenceLease)(nil),        // 10: regent.command.v1.FenceLease
 	(*ActivateLease)(nil),     // 11: regent.command.v1.ActivateLease
 	(*AddKey)(nil),            // 12: regent.command.v1.AddKey
-	(*AddKeys)(nil),           // 13: regent.command.v1.AddKeys
-	(*DisableKey)(nil),        // 14: regent.command.v1.DisableKey
-	(*ImportInterchange)(nil), // 15: regent.command.v1.ImportInterchange
-	(*PruneHistory)(nil),      // 16: regent.command.v1.PruneHistory
-	(*Noop)(nil),              // 17: regent.command.v1.Noop
+	(*WrappedSecret)(nil),     // 13: regent.command.v1.WrappedSecret
+	(*RegisterRegion)(nil),    // 14: regent.command.v1.RegisterRegion
+	(*SetPolicy)(nil),         // 15: regent.command.v1.SetPolicy
+	(*ApproveExit)(nil),       // 16: regent.command.v1.ApproveExit
+	(*AddKeys)(nil),           // 17: regent.command.v1.AddKeys
+	(*DisableKey)(nil),        // 18: regent.command.v1.DisableKey
+	(*ImportInterchange)(nil), // 19: regent.command.v1.ImportInterchange
+	(*PruneHistory)(nil),      // 20: regent.command.v1.PruneHistory
+	(*Noop)(nil),              // 21: regent.command.v1.Noop
 }
 var file_raft_commandpb_command_proto_depIdxs = []int32{
 	0,  // 0: regent.command.v1.Envelope.type:type_name -> regent.command.v1.CommandType
@@ -1342,12 +1645,13 @@ var file_raft_commandpb_command_proto_depIdxs = []int32{
 	7,  // 4: regent.command.v1.ProtectionRecord.comet:type_name -> regent.command.v1.CometSign
 	8,  // 5: regent.command.v1.ProtectionRecord.unslashable:type_name -> regent.command.v1.Unslashable
 	1,  // 6: regent.command.v1.AddKey.scheme:type_name -> regent.command.v1.Scheme
-	12, // 7: regent.command.v1.AddKeys.keys:type_name -> regent.command.v1.AddKey
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	13, // 7: regent.command.v1.AddKey.wrapped:type_name -> regent.command.v1.WrappedSecret
+	12, // 8: regent.command.v1.AddKeys.keys:type_name -> regent.command.v1.AddKey
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_raft_commandpb_command_proto_init() }
@@ -1367,7 +1671,7 @@ func file_raft_commandpb_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raft_commandpb_command_proto_rawDesc), len(file_raft_commandpb_command_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

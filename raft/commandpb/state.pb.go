@@ -305,6 +305,7 @@ type KeySnapshot struct {
 	Disabled       bool                   `protobuf:"varint,5,opt,name=disabled,proto3" json:"disabled,omitempty"`
 	DisabledReason string                 `protobuf:"bytes,6,opt,name=disabled_reason,json=disabledReason,proto3" json:"disabled_reason,omitempty"`
 	AddedIndex     uint64                 `protobuf:"varint,7,opt,name=added_index,json=addedIndex,proto3" json:"added_index,omitempty"`
+	Wrapped        []*WrappedSecret       `protobuf:"bytes,8,rep,name=wrapped,proto3" json:"wrapped,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -388,6 +389,13 @@ func (x *KeySnapshot) GetAddedIndex() uint64 {
 	return 0
 }
 
+func (x *KeySnapshot) GetWrapped() []*WrappedSecret {
+	if x != nil {
+		return x.Wrapped
+	}
+	return nil
+}
+
 type MemberSnapshot struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -448,21 +456,228 @@ func (x *MemberSnapshot) GetVoter() bool {
 	return false
 }
 
+type RegionSnapshot struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Region        string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	WrapPublicKey []byte                 `protobuf:"bytes,2,opt,name=wrap_public_key,json=wrapPublicKey,proto3" json:"wrap_public_key,omitempty"`
+	HsmToken      string                 `protobuf:"bytes,3,opt,name=hsm_token,json=hsmToken,proto3" json:"hsm_token,omitempty"`
+	Index         uint64                 `protobuf:"varint,4,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegionSnapshot) Reset() {
+	*x = RegionSnapshot{}
+	mi := &file_raft_commandpb_state_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegionSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegionSnapshot) ProtoMessage() {}
+
+func (x *RegionSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_raft_commandpb_state_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegionSnapshot.ProtoReflect.Descriptor instead.
+func (*RegionSnapshot) Descriptor() ([]byte, []int) {
+	return file_raft_commandpb_state_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RegionSnapshot) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *RegionSnapshot) GetWrapPublicKey() []byte {
+	if x != nil {
+		return x.WrapPublicKey
+	}
+	return nil
+}
+
+func (x *RegionSnapshot) GetHsmToken() string {
+	if x != nil {
+		return x.HsmToken
+	}
+	return ""
+}
+
+func (x *RegionSnapshot) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+type PolicySnapshot struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Identity      string                 `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
+	KeyPatterns   []string               `protobuf:"bytes,2,rep,name=key_patterns,json=keyPatterns,proto3" json:"key_patterns,omitempty"`
+	MessageTypes  []string               `protobuf:"bytes,3,rep,name=message_types,json=messageTypes,proto3" json:"message_types,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicySnapshot) Reset() {
+	*x = PolicySnapshot{}
+	mi := &file_raft_commandpb_state_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicySnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicySnapshot) ProtoMessage() {}
+
+func (x *PolicySnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_raft_commandpb_state_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicySnapshot.ProtoReflect.Descriptor instead.
+func (*PolicySnapshot) Descriptor() ([]byte, []int) {
+	return file_raft_commandpb_state_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PolicySnapshot) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+func (x *PolicySnapshot) GetKeyPatterns() []string {
+	if x != nil {
+		return x.KeyPatterns
+	}
+	return nil
+}
+
+func (x *PolicySnapshot) GetMessageTypes() []string {
+	if x != nil {
+		return x.MessageTypes
+	}
+	return nil
+}
+
+type ExitApprovalSnapshot struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pubkey        []byte                 `protobuf:"bytes,1,opt,name=pubkey,proto3" json:"pubkey,omitempty"`
+	Operator      string                 `protobuf:"bytes,2,opt,name=operator,proto3" json:"operator,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Index         uint64                 `protobuf:"varint,4,opt,name=index,proto3" json:"index,omitempty"`
+	UsedRoot      []byte                 `protobuf:"bytes,5,opt,name=used_root,json=usedRoot,proto3" json:"used_root,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExitApprovalSnapshot) Reset() {
+	*x = ExitApprovalSnapshot{}
+	mi := &file_raft_commandpb_state_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExitApprovalSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExitApprovalSnapshot) ProtoMessage() {}
+
+func (x *ExitApprovalSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_raft_commandpb_state_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExitApprovalSnapshot.ProtoReflect.Descriptor instead.
+func (*ExitApprovalSnapshot) Descriptor() ([]byte, []int) {
+	return file_raft_commandpb_state_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ExitApprovalSnapshot) GetPubkey() []byte {
+	if x != nil {
+		return x.Pubkey
+	}
+	return nil
+}
+
+func (x *ExitApprovalSnapshot) GetOperator() string {
+	if x != nil {
+		return x.Operator
+	}
+	return ""
+}
+
+func (x *ExitApprovalSnapshot) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ExitApprovalSnapshot) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ExitApprovalSnapshot) GetUsedRoot() []byte {
+	if x != nil {
+		return x.UsedRoot
+	}
+	return nil
+}
+
 type LeaderSnapshot struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	Lease            *LeaseSnapshot         `protobuf:"bytes,1,opt,name=lease,proto3" json:"lease,omitempty"`
-	Keys             []*KeySnapshot         `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
-	Members          []*MemberSnapshot      `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
-	CurrentHighWater *HighWater             `protobuf:"bytes,4,opt,name=current_high_water,json=currentHighWater,proto3" json:"current_high_water,omitempty"`
-	RecordsAccepted  uint64                 `protobuf:"varint,5,opt,name=records_accepted,json=recordsAccepted,proto3" json:"records_accepted,omitempty"`
-	RecordsRefused   uint64                 `protobuf:"varint,6,opt,name=records_refused,json=recordsRefused,proto3" json:"records_refused,omitempty"`
+	state            protoimpl.MessageState  `protogen:"open.v1"`
+	Lease            *LeaseSnapshot          `protobuf:"bytes,1,opt,name=lease,proto3" json:"lease,omitempty"`
+	Keys             []*KeySnapshot          `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	Members          []*MemberSnapshot       `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
+	CurrentHighWater *HighWater              `protobuf:"bytes,4,opt,name=current_high_water,json=currentHighWater,proto3" json:"current_high_water,omitempty"`
+	RecordsAccepted  uint64                  `protobuf:"varint,5,opt,name=records_accepted,json=recordsAccepted,proto3" json:"records_accepted,omitempty"`
+	RecordsRefused   uint64                  `protobuf:"varint,6,opt,name=records_refused,json=recordsRefused,proto3" json:"records_refused,omitempty"`
+	Regions          []*RegionSnapshot       `protobuf:"bytes,7,rep,name=regions,proto3" json:"regions,omitempty"`
+	Policies         []*PolicySnapshot       `protobuf:"bytes,8,rep,name=policies,proto3" json:"policies,omitempty"`
+	ExitApprovals    []*ExitApprovalSnapshot `protobuf:"bytes,9,rep,name=exit_approvals,json=exitApprovals,proto3" json:"exit_approvals,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
 
 func (x *LeaderSnapshot) Reset() {
 	*x = LeaderSnapshot{}
-	mi := &file_raft_commandpb_state_proto_msgTypes[6]
+	mi := &file_raft_commandpb_state_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -474,7 +689,7 @@ func (x *LeaderSnapshot) String() string {
 func (*LeaderSnapshot) ProtoMessage() {}
 
 func (x *LeaderSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_commandpb_state_proto_msgTypes[6]
+	mi := &file_raft_commandpb_state_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -487,7 +702,7 @@ func (x *LeaderSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderSnapshot.ProtoReflect.Descriptor instead.
 func (*LeaderSnapshot) Descriptor() ([]byte, []int) {
-	return file_raft_commandpb_state_proto_rawDescGZIP(), []int{6}
+	return file_raft_commandpb_state_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LeaderSnapshot) GetLease() *LeaseSnapshot {
@@ -532,6 +747,27 @@ func (x *LeaderSnapshot) GetRecordsRefused() uint64 {
 	return 0
 }
 
+func (x *LeaderSnapshot) GetRegions() []*RegionSnapshot {
+	if x != nil {
+		return x.Regions
+	}
+	return nil
+}
+
+func (x *LeaderSnapshot) GetPolicies() []*PolicySnapshot {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+func (x *LeaderSnapshot) GetExitApprovals() []*ExitApprovalSnapshot {
+	if x != nil {
+		return x.ExitApprovals
+	}
+	return nil
+}
+
 var File_raft_commandpb_state_proto protoreflect.FileDescriptor
 
 const file_raft_commandpb_state_proto_rawDesc = "" +
@@ -559,7 +795,7 @@ const file_raft_commandpb_state_proto_rawDesc = "" +
 	"\x0eCometHighWater\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x1d\n" +
 	"\n" +
-	"max_height\x18\x02 \x01(\x03R\tmaxHeight\"\xee\x01\n" +
+	"max_height\x18\x02 \x01(\x03R\tmaxHeight\"\xaa\x02\n" +
 	"\vKeySnapshot\x12\x16\n" +
 	"\x06pubkey\x18\x01 \x01(\fR\x06pubkey\x121\n" +
 	"\x06scheme\x18\x02 \x01(\x0e2\x19.regent.command.v1.SchemeR\x06scheme\x12\x18\n" +
@@ -568,18 +804,37 @@ const file_raft_commandpb_state_proto_rawDesc = "" +
 	"\bdisabled\x18\x05 \x01(\bR\bdisabled\x12'\n" +
 	"\x0fdisabled_reason\x18\x06 \x01(\tR\x0edisabledReason\x12\x1f\n" +
 	"\vadded_index\x18\a \x01(\x04R\n" +
-	"addedIndex\"P\n" +
+	"addedIndex\x12:\n" +
+	"\awrapped\x18\b \x03(\v2 .regent.command.v1.WrappedSecretR\awrapped\"P\n" +
 	"\x0eMemberSnapshot\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
-	"\x05voter\x18\x03 \x01(\bR\x05voter\"\xd9\x02\n" +
+	"\x05voter\x18\x03 \x01(\bR\x05voter\"\x83\x01\n" +
+	"\x0eRegionSnapshot\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\x12&\n" +
+	"\x0fwrap_public_key\x18\x02 \x01(\fR\rwrapPublicKey\x12\x1b\n" +
+	"\thsm_token\x18\x03 \x01(\tR\bhsmToken\x12\x14\n" +
+	"\x05index\x18\x04 \x01(\x04R\x05index\"t\n" +
+	"\x0ePolicySnapshot\x12\x1a\n" +
+	"\bidentity\x18\x01 \x01(\tR\bidentity\x12!\n" +
+	"\fkey_patterns\x18\x02 \x03(\tR\vkeyPatterns\x12#\n" +
+	"\rmessage_types\x18\x03 \x03(\tR\fmessageTypes\"\x95\x01\n" +
+	"\x14ExitApprovalSnapshot\x12\x16\n" +
+	"\x06pubkey\x18\x01 \x01(\fR\x06pubkey\x12\x1a\n" +
+	"\boperator\x18\x02 \x01(\tR\boperator\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05index\x18\x04 \x01(\x04R\x05index\x12\x1b\n" +
+	"\tused_root\x18\x05 \x01(\fR\busedRoot\"\xa5\x04\n" +
 	"\x0eLeaderSnapshot\x126\n" +
 	"\x05lease\x18\x01 \x01(\v2 .regent.command.v1.LeaseSnapshotR\x05lease\x122\n" +
 	"\x04keys\x18\x02 \x03(\v2\x1e.regent.command.v1.KeySnapshotR\x04keys\x12;\n" +
 	"\amembers\x18\x03 \x03(\v2!.regent.command.v1.MemberSnapshotR\amembers\x12J\n" +
 	"\x12current_high_water\x18\x04 \x01(\v2\x1c.regent.command.v1.HighWaterR\x10currentHighWater\x12)\n" +
 	"\x10records_accepted\x18\x05 \x01(\x04R\x0frecordsAccepted\x12'\n" +
-	"\x0frecords_refused\x18\x06 \x01(\x04R\x0erecordsRefusedB0Z.github.com/regent-signer/regent/raft/commandpbb\x06proto3"
+	"\x0frecords_refused\x18\x06 \x01(\x04R\x0erecordsRefused\x12;\n" +
+	"\aregions\x18\a \x03(\v2!.regent.command.v1.RegionSnapshotR\aregions\x12=\n" +
+	"\bpolicies\x18\b \x03(\v2!.regent.command.v1.PolicySnapshotR\bpolicies\x12N\n" +
+	"\x0eexit_approvals\x18\t \x03(\v2'.regent.command.v1.ExitApprovalSnapshotR\rexitApprovalsB0Z.github.com/regent-signer/regent/raft/commandpbb\x06proto3"
 
 var (
 	file_raft_commandpb_state_proto_rawDescOnce sync.Once
@@ -593,31 +848,39 @@ func file_raft_commandpb_state_proto_rawDescGZIP() []byte {
 	return file_raft_commandpb_state_proto_rawDescData
 }
 
-var file_raft_commandpb_state_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_raft_commandpb_state_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_raft_commandpb_state_proto_goTypes = []any{
-	(*LeaseSnapshot)(nil),  // 0: regent.command.v1.LeaseSnapshot
-	(*HighWater)(nil),      // 1: regent.command.v1.HighWater
-	(*EthHighWater)(nil),   // 2: regent.command.v1.EthHighWater
-	(*CometHighWater)(nil), // 3: regent.command.v1.CometHighWater
-	(*KeySnapshot)(nil),    // 4: regent.command.v1.KeySnapshot
-	(*MemberSnapshot)(nil), // 5: regent.command.v1.MemberSnapshot
-	(*LeaderSnapshot)(nil), // 6: regent.command.v1.LeaderSnapshot
-	(Scheme)(0),            // 7: regent.command.v1.Scheme
+	(*LeaseSnapshot)(nil),        // 0: regent.command.v1.LeaseSnapshot
+	(*HighWater)(nil),            // 1: regent.command.v1.HighWater
+	(*EthHighWater)(nil),         // 2: regent.command.v1.EthHighWater
+	(*CometHighWater)(nil),       // 3: regent.command.v1.CometHighWater
+	(*KeySnapshot)(nil),          // 4: regent.command.v1.KeySnapshot
+	(*MemberSnapshot)(nil),       // 5: regent.command.v1.MemberSnapshot
+	(*RegionSnapshot)(nil),       // 6: regent.command.v1.RegionSnapshot
+	(*PolicySnapshot)(nil),       // 7: regent.command.v1.PolicySnapshot
+	(*ExitApprovalSnapshot)(nil), // 8: regent.command.v1.ExitApprovalSnapshot
+	(*LeaderSnapshot)(nil),       // 9: regent.command.v1.LeaderSnapshot
+	(Scheme)(0),                  // 10: regent.command.v1.Scheme
+	(*WrappedSecret)(nil),        // 11: regent.command.v1.WrappedSecret
 }
 var file_raft_commandpb_state_proto_depIdxs = []int32{
-	1, // 0: regent.command.v1.LeaseSnapshot.high_water:type_name -> regent.command.v1.HighWater
-	2, // 1: regent.command.v1.HighWater.eth:type_name -> regent.command.v1.EthHighWater
-	3, // 2: regent.command.v1.HighWater.comet:type_name -> regent.command.v1.CometHighWater
-	7, // 3: regent.command.v1.KeySnapshot.scheme:type_name -> regent.command.v1.Scheme
-	0, // 4: regent.command.v1.LeaderSnapshot.lease:type_name -> regent.command.v1.LeaseSnapshot
-	4, // 5: regent.command.v1.LeaderSnapshot.keys:type_name -> regent.command.v1.KeySnapshot
-	5, // 6: regent.command.v1.LeaderSnapshot.members:type_name -> regent.command.v1.MemberSnapshot
-	1, // 7: regent.command.v1.LeaderSnapshot.current_high_water:type_name -> regent.command.v1.HighWater
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	1,  // 0: regent.command.v1.LeaseSnapshot.high_water:type_name -> regent.command.v1.HighWater
+	2,  // 1: regent.command.v1.HighWater.eth:type_name -> regent.command.v1.EthHighWater
+	3,  // 2: regent.command.v1.HighWater.comet:type_name -> regent.command.v1.CometHighWater
+	10, // 3: regent.command.v1.KeySnapshot.scheme:type_name -> regent.command.v1.Scheme
+	11, // 4: regent.command.v1.KeySnapshot.wrapped:type_name -> regent.command.v1.WrappedSecret
+	0,  // 5: regent.command.v1.LeaderSnapshot.lease:type_name -> regent.command.v1.LeaseSnapshot
+	4,  // 6: regent.command.v1.LeaderSnapshot.keys:type_name -> regent.command.v1.KeySnapshot
+	5,  // 7: regent.command.v1.LeaderSnapshot.members:type_name -> regent.command.v1.MemberSnapshot
+	1,  // 8: regent.command.v1.LeaderSnapshot.current_high_water:type_name -> regent.command.v1.HighWater
+	6,  // 9: regent.command.v1.LeaderSnapshot.regions:type_name -> regent.command.v1.RegionSnapshot
+	7,  // 10: regent.command.v1.LeaderSnapshot.policies:type_name -> regent.command.v1.PolicySnapshot
+	8,  // 11: regent.command.v1.LeaderSnapshot.exit_approvals:type_name -> regent.command.v1.ExitApprovalSnapshot
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_raft_commandpb_state_proto_init() }
@@ -632,7 +895,7 @@ func file_raft_commandpb_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raft_commandpb_state_proto_rawDesc), len(file_raft_commandpb_state_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

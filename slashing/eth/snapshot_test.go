@@ -318,3 +318,25 @@ func TestSnapshotGoldenV1(t *testing.T) {
 		t.Fatal("encoding of the golden state changed; bump SnapshotVersion and keep the old file")
 	}
 }
+
+func TestCloneIsIndependent(t *testing.T) {
+	s := newTestState(t, Options{})
+	mustBlock(t, s, pk(1), 10, rt(1))
+	mustAtt(t, s, pk(1), 1, 2, rt(1))
+	c := s.Clone()
+	if !stateEqual(s, c) || !bytes.Equal(snapshot(t, s), snapshot(t, c)) {
+		t.Fatal("clone differs")
+	}
+	before := snapshot(t, c)
+	mustBlock(t, s, pk(1), 11, rt(2))
+	mustAtt(t, s, pk(1), 2, 3, rt(2))
+	mustBlock(t, s, pk(2), 1, rt(1))
+	s.Prune(testGVR, pk(1), 1)
+	if !bytes.Equal(before, snapshot(t, c)) {
+		t.Fatal("changing the original changed the clone")
+	}
+	mustBlock(t, c, pk(1), 12, rt(3))
+	if res := s.CheckBlock(testGVR, pk(1), 12, rt(4).Value); !res.Accepted() {
+		t.Fatal("changing the clone changed the original")
+	}
+}

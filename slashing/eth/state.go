@@ -500,3 +500,21 @@ func (s *State) KeyCount() int {
 
 // u formats an unsigned integer for reasons.
 func u(v uint64) string { return strconv.FormatUint(v, 10) }
+
+// Clone returns a deep copy of the State. The FSM can take it inside
+// Snapshot (on the Apply goroutine) and let Persist call WriteTo on the copy
+// while Apply continues on the original.
+func (s *State) Clone() *State {
+	c := &State{opts: s.opts, chains: make(map[Root]*chainState, len(s.chains))}
+	for gvr, ch := range s.chains {
+		nc := &chainState{keys: make(map[Pubkey]*keyState, len(ch.keys)), hw: ch.hw}
+		for pk, ks := range ch.keys {
+			k := *ks
+			k.blocks = slices.Clone(ks.blocks)
+			k.atts = slices.Clone(ks.atts)
+			nc.keys[pk] = &k
+		}
+		c.chains[gvr] = nc
+	}
+	return c
+}
