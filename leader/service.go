@@ -31,6 +31,8 @@ var (
 	ErrUnavailable = errors.New("leader: replicated log unavailable")
 	// ErrClosed: the service is shutting down.
 	ErrClosed = errors.New("leader: service closed")
+	// ErrRejected: the command committed but the state machine refused it.
+	ErrRejected = errors.New("leader: command rejected by the state machine")
 )
 
 // ServiceConfig configures a Service.
@@ -49,14 +51,31 @@ type ServiceConfig struct {
 	ApplyTimeout time.Duration
 	// KeeperInterval is how often the leadership keeper looks; zero means 1s.
 	KeeperInterval time.Duration
-	Logger         *slog.Logger
+	// NoLeadershipTransfer stops the keeper from moving Raft leadership to
+	// the lease holder (tests of the forwarding path); the initial grant
+	// still happens.
+	NoLeadershipTransfer bool
+	Logger               *slog.Logger
 	// InitialHolder, when set, is granted the lease at epoch 1 by whichever
 	// region first leads a fresh cluster. The FSM refuses any later grant.
 	InitialHolder string
 	// Observe, when set, is called after every RecordSignatures proposal
 	// with the number of records and how long commit took.
 	Observe func(records int, commit time.Duration, err error)
+	// Forward, when set, sends a proposal this node cannot make (it is not
+	// the Raft leader) to the leader, which stamps this region as proposer.
+	Forward Forwarder
 }
+
+// Forwarder hands a command to the Raft leader and returns the index it
+// was committed at. Its errors follow Propose's: ErrNotLeader/ErrUnavailable
+// (nothing written), ErrMaybeCommitted (fate unknown), or a rejection.
+type Forwarder interface {
+	Forward(ctx context.Context, t commandpb.CommandType, payload []byte) (index uint64, err error)
+}
+
+// resultsKept bounds the local cache of RecordSignatures results.
+const resultsKept = 4096
 
 // Service is the node-local side of the replicated state: it proposes
 // commands, group-commits protection records, and keeps Raft leadership
@@ -67,6 +86,14 @@ type Service struct {
 	stop  chan struct{}
 	wg    sync.WaitGroup
 	once  sync.Once
+
+	// Results of this region's RecordSignatures entries as applied by the
+	// local FSM, for proposals that were forwarded to another leader.
+	rmu     sync.Mutex
+	results map[uint64]BatchResult
+	order   []uint64
+	applied uint64
+	advance chan struct{} // closed and replaced whenever applied grows
 }
 
 type submission struct {
@@ -106,7 +133,8 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{cfg: cfg, queue: make(chan *submission, 4*cfg.MaxBatch), stop: make(chan struct{})}
+	s := &Service{cfg: cfg, queue: make(chan *submission, 4*cfg.MaxBatch), stop: make(chan struct{}),
+		results: make(map[uint64]BatchResult), advance: make(chan struct{})}
 	s.wg.Add(2)
 	go s.batcher()
 	go s.keeper()
@@ -123,12 +151,74 @@ func (s *Service) Close() {
 // A nil error means the command committed and was applied without error;
 // an error wrapping fsm errors or this package's sentinels otherwise. The
 // apply response value is returned either way when it exists.
+//
+// On a follower with a Forwarder, the command goes to the leader; the
+// response then carries the index but no value.
 func (s *Service) Propose(ctx context.Context, t commandpb.CommandType, msg proto.Message) (fsm.Response, error) {
-	data, err := fsm.Encode(t, msg, s.cfg.NodeID, s.cfg.Now().UnixNano())
+	payload, err := proto.Marshal(msg)
+	if err != nil {
+		return fsm.Response{}, fmt.Errorf("leader: encode %v: %w", t, err)
+	}
+	if s.cfg.Raft.State() != raft.Leader && s.cfg.Forward != nil {
+		index, err := s.cfg.Forward.Forward(ctx, t, payload)
+		return fsm.Response{Index: index}, err
+	}
+	return s.ProposeRaw(ctx, t, payload, s.cfg.NodeID)
+}
+
+// ProposeRaw writes a marshalled command on this node, which must be the
+// leader, stamping proposer (this node, or the region that forwarded it).
+func (s *Service) ProposeRaw(ctx context.Context, t commandpb.CommandType, payload []byte, proposer string) (fsm.Response, error) {
+	data, err := fsm.EncodeRaw(t, payload, proposer, s.cfg.Now().UnixNano())
 	if err != nil {
 		return fsm.Response{}, err
 	}
 	return s.apply(ctx, data)
+}
+
+// NoteApplied is the FSM's Applied hook: it keeps this region's recent
+// RecordSignatures results so a forwarded batch can read its outcomes from
+// the local apply (identical on every replica, I3).
+func (s *Service) NoteApplied(index uint64, t commandpb.CommandType, resp fsm.Response) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if r, ok := resp.Value.(BatchResult); ok && t == commandpb.CommandType_RECORD_SIGNATURES && r.Holder == s.cfg.NodeID {
+		s.results[index] = r
+		s.order = append(s.order, index)
+		if len(s.order) > resultsKept {
+			delete(s.results, s.order[0])
+			s.order = s.order[1:]
+		}
+	}
+	if index > s.applied {
+		s.applied = index
+		close(s.advance)
+		s.advance = make(chan struct{})
+	}
+}
+
+// localResult waits until the local FSM applied index and returns this
+// region's result for it. A missing result means the fate is unknown here.
+func (s *Service) localResult(ctx context.Context, index uint64) (BatchResult, error) {
+	for {
+		s.rmu.Lock()
+		applied, advance := s.applied, s.advance
+		r, ok := s.results[index]
+		s.rmu.Unlock()
+		if applied >= index {
+			if !ok {
+				return BatchResult{}, fmt.Errorf("%w: no local result for index %d", ErrMaybeCommitted, index)
+			}
+			return r, nil
+		}
+		select {
+		case <-advance:
+		case <-ctx.Done():
+			return BatchResult{}, fmt.Errorf("%w: waiting for local apply of %d: %w", ErrMaybeCommitted, index, ctx.Err())
+		case <-s.stop:
+			return BatchResult{}, fmt.Errorf("%w: %w", ErrMaybeCommitted, ErrClosed)
+		}
+	}
 }
 
 func (s *Service) apply(ctx context.Context, data []byte) (fsm.Response, error) {
@@ -282,16 +372,22 @@ func (s *Service) flush(batch []*submission) {
 		cmd.Records = append(cmd.Records, sub.records...)
 	}
 	start := time.Now()
-	resp, err := s.Propose(context.Background(), commandpb.CommandType_RECORD_SIGNATURES, cmd)
-	if s.cfg.Observe != nil {
-		s.cfg.Observe(len(cmd.Records), time.Since(start), err)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*s.cfg.ApplyTimeout)
+	defer cancel()
+	resp, err := s.Propose(ctx, commandpb.CommandType_RECORD_SIGNATURES, cmd)
 	var res BatchResult
 	if err == nil {
 		var ok bool
-		if res, ok = resp.Value.(BatchResult); !ok || len(res.Outcomes) != len(cmd.Records) {
-			err = fmt.Errorf("%w: malformed batch result", ErrMaybeCommitted)
+		if res, ok = resp.Value.(BatchResult); !ok {
+			// Forwarded: read the outcomes from this region's own apply.
+			res, err = s.localResult(ctx, resp.Index)
 		}
+	}
+	if err == nil && len(res.Outcomes) != len(cmd.Records) {
+		err = fmt.Errorf("%w: malformed batch result", ErrMaybeCommitted)
+	}
+	if s.cfg.Observe != nil {
+		s.cfg.Observe(len(cmd.Records), time.Since(start), err)
 	}
 	if err != nil {
 		s.cfg.Logger.Warn("record batch not accepted", "records", len(cmd.Records), "lease_epoch", lease.Epoch, "err", err)
@@ -358,7 +454,7 @@ func (s *Service) keeper() {
 			s.cfg.Logger.Info("initial lease grant", "region", s.cfg.InitialHolder, "err", err)
 			continue
 		}
-		if l.State != LeaseActive || l.Holder == s.cfg.NodeID || failing[raft.ServerID(l.Holder)] {
+		if s.cfg.NoLeadershipTransfer || l.State != LeaseActive || l.Holder == s.cfg.NodeID || failing[raft.ServerID(l.Holder)] {
 			continue
 		}
 		cf := s.cfg.Raft.GetConfiguration()

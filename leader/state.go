@@ -69,6 +69,7 @@ type Outcome struct {
 // BatchResult is the apply response of a RecordSignatures entry.
 type BatchResult struct {
 	Index      uint64
+	Holder     string
 	LeaseEpoch uint64
 	Outcomes   []Outcome // one per record, in order
 }
@@ -212,7 +213,7 @@ func (s *State) applyRecords(e fsm.Entry) (any, error) {
 	if len(cmd.Records) > MaxBatch {
 		return nil, fmt.Errorf("%w: batch of %d records exceeds %d", ErrInvalidInput, len(cmd.Records), MaxBatch)
 	}
-	res := BatchResult{Index: e.Index, LeaseEpoch: s.lease.Epoch, Outcomes: make([]Outcome, len(cmd.Records))}
+	res := BatchResult{Index: e.Index, Holder: s.lease.Holder, LeaseEpoch: s.lease.Epoch, Outcomes: make([]Outcome, len(cmd.Records))}
 	for i, r := range cmd.Records {
 		o := s.evaluate(r, true)
 		res.Outcomes[i] = o

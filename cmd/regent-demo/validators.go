@@ -92,9 +92,8 @@ func countKind(rs []*commandpb.ProtectionRecord, k recordKind) int {
 // different signing root.
 func conflicting(r *commandpb.ProtectionRecord) *commandpb.ProtectionRecord {
 	if b := r.GetEthBlock(); b != nil {
-		c := *b
-		c.SigningRoot = root(99, b.Slot)
-		return &commandpb.ProtectionRecord{Record: &commandpb.ProtectionRecord_EthBlock{EthBlock: &c}}
+		c := &commandpb.EthBlock{GenesisValidatorsRoot: b.GenesisValidatorsRoot, Pubkey: b.Pubkey, Slot: b.Slot, SigningRoot: root(99, b.Slot)}
+		return &commandpb.ProtectionRecord{Record: &commandpb.ProtectionRecord_EthBlock{EthBlock: c}}
 	}
 	a := r.GetEthAttestation()
 	c := &commandpb.EthAttestation{GenesisValidatorsRoot: a.GenesisValidatorsRoot, Pubkey: a.Pubkey, SourceEpoch: a.SourceEpoch,

@@ -74,9 +74,9 @@ func NewCore(reg prometheus.Registerer, region string, r *raft.Raft, f *fsm.FSM[
 }
 
 // OnApplied is an fsm.Config.Applied hook.
-func (c *Core) OnApplied(_ uint64, t commandpb.CommandType, err error) {
+func (c *Core) OnApplied(_ uint64, t commandpb.CommandType, resp fsm.Response) {
 	result := "ok"
-	if err != nil {
+	if resp.Err != nil {
 		result = "rejected"
 	}
 	c.Applied.WithLabelValues(t.String(), result).Inc()

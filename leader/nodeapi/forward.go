@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/regent-signer/regent/leader"
 	"github.com/regent-signer/regent/leader/nodepb"
+	"github.com/regent-signer/regent/raft/commandpb"
 	"github.com/regent-signer/regent/raft/pki"
 )
 
@@ -103,3 +105,74 @@ func (s *Server) toLeader(ctx context.Context, op string, call func(ctx context.
 
 // isNotLeader reports whether err means "propose on the leader instead".
 func isNotLeader(err error) bool { return errors.Is(err, leader.ErrNotLeader) }
+
+// forwardable are the commands a region may forward to the leader.
+var forwardable = map[commandpb.CommandType]bool{
+	commandpb.CommandType_RECORD_SIGNATURES:  true,
+	commandpb.CommandType_ADD_KEY:            true,
+	commandpb.CommandType_DISABLE_KEY:        true,
+	commandpb.CommandType_REGISTER_REGION:    true,
+	commandpb.CommandType_IMPORT_INTERCHANGE: true,
+}
+
+// Propose implements nodepb.NodeServer: a region forwards one command. The
+// calling region's certificate name becomes the envelope's proposer.
+func (s *Server) Propose(ctx context.Context, req *nodepb.ProposeRequest) (*nodepb.ProposeResponse, error) {
+	c, _ := CallerFrom(ctx)
+	if c.Role != pki.RoleNode {
+		return nil, status.Errorf(codes.PermissionDenied, "Propose is for region nodes, caller is %s %q", c.Role, c.Name)
+	}
+	if !forwardable[req.Type] {
+		return nil, status.Errorf(codes.InvalidArgument, "%v cannot be forwarded", req.Type)
+	}
+	resp, err := s.Service.ProposeRaw(ctx, req.Type, req.Payload, c.Name)
+	switch {
+	case err == nil:
+		return &nodepb.ProposeResponse{Index: resp.Index}, nil
+	case resp.Index != 0:
+		// Committed and applied, but the state machine refused it.
+		return nil, status.Errorf(codes.FailedPrecondition, "rejected at index %d: %v", resp.Index, err)
+	case errors.Is(err, leader.ErrMaybeCommitted):
+		return nil, status.Error(codes.Aborted, err.Error())
+	default:
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+}
+
+// Forward implements leader.Forwarder over the leader's Propose RPC.
+func (f *Forwarder) Forward(ctx context.Context, leaderID func() string, t commandpb.CommandType, payload []byte) (uint64, error) {
+	id := leaderID()
+	if id == "" {
+		return 0, fmt.Errorf("%w: no raft leader known", leader.ErrUnavailable)
+	}
+	c, err := f.client(id)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", leader.ErrUnavailable, err)
+	}
+	resp, err := c.Propose(ctx, &nodepb.ProposeRequest{Type: t, Payload: payload})
+	if err == nil {
+		return resp.Index, nil
+	}
+	switch status.Code(err) {
+	case codes.FailedPrecondition:
+		return 0, fmt.Errorf("%w: %s", leader.ErrRejected, status.Convert(err).Message())
+	case codes.PermissionDenied, codes.InvalidArgument:
+		return 0, fmt.Errorf("%w: leader %s refused the forward: %s", leader.ErrUnavailable, id, status.Convert(err).Message())
+	default:
+		// Sent, fate unknown (or the leader itself could not tell).
+		return 0, fmt.Errorf("%w: forwarded to %s: %v", leader.ErrMaybeCommitted, id, err)
+	}
+}
+
+// LeaderForwarder adapts a Forwarder to leader.Forwarder for one node.
+type LeaderForwarder struct {
+	F    *Forwarder
+	Raft interface {
+		LeaderWithID() (raft.ServerAddress, raft.ServerID)
+	}
+}
+
+// Forward implements leader.Forwarder.
+func (l LeaderForwarder) Forward(ctx context.Context, t commandpb.CommandType, payload []byte) (uint64, error) {
+	return l.F.Forward(ctx, func() string { _, id := l.Raft.LeaderWithID(); return string(id) }, t, payload)
+}

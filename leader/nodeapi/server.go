@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/regent-signer/regent/leader"
 	"github.com/regent-signer/regent/leader/nodepb"
@@ -192,7 +193,11 @@ func (s *Server) AddKeys(ctx context.Context, req *commandpb.AddKeys) (*nodepb.A
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.Service.Propose(ctx, commandpb.CommandType_ADD_KEY, req)
+	payload, err := proto.Marshal(req)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	resp, err := s.Service.ProposeRaw(ctx, commandpb.CommandType_ADD_KEY, payload, s.NodeID)
 	if isNotLeader(err) {
 		var out *nodepb.AddKeysResponse
 		ferr := s.toLeader(ctx, op, func(ctx context.Context, c nodepb.NodeClient) error {

@@ -24,6 +24,102 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ProposeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          commandpb.CommandType  `protobuf:"varint,1,opt,name=type,proto3,enum=regent.command.v1.CommandType" json:"type,omitempty"`
+	Payload       []byte                 `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeRequest) Reset() {
+	*x = ProposeRequest{}
+	mi := &file_leader_nodepb_node_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeRequest) ProtoMessage() {}
+
+func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_leader_nodepb_node_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeRequest.ProtoReflect.Descriptor instead.
+func (*ProposeRequest) Descriptor() ([]byte, []int) {
+	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ProposeRequest) GetType() commandpb.CommandType {
+	if x != nil {
+		return x.Type
+	}
+	return commandpb.CommandType(0)
+}
+
+func (x *ProposeRequest) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+type ProposeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeResponse) Reset() {
+	*x = ProposeResponse{}
+	mi := &file_leader_nodepb_node_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeResponse) ProtoMessage() {}
+
+func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_leader_nodepb_node_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeResponse.ProtoReflect.Descriptor instead.
+func (*ProposeResponse) Descriptor() ([]byte, []int) {
+	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ProposeResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 type AddKeysResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
@@ -34,7 +130,7 @@ type AddKeysResponse struct {
 
 func (x *AddKeysResponse) Reset() {
 	*x = AddKeysResponse{}
-	mi := &file_leader_nodepb_node_proto_msgTypes[0]
+	mi := &file_leader_nodepb_node_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -46,7 +142,7 @@ func (x *AddKeysResponse) String() string {
 func (*AddKeysResponse) ProtoMessage() {}
 
 func (x *AddKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leader_nodepb_node_proto_msgTypes[0]
+	mi := &file_leader_nodepb_node_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -59,7 +155,7 @@ func (x *AddKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddKeysResponse.ProtoReflect.Descriptor instead.
 func (*AddKeysResponse) Descriptor() ([]byte, []int) {
-	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{0}
+	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *AddKeysResponse) GetIndex() uint64 {
@@ -84,7 +180,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_leader_nodepb_node_proto_msgTypes[1]
+	mi := &file_leader_nodepb_node_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -96,7 +192,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leader_nodepb_node_proto_msgTypes[1]
+	mi := &file_leader_nodepb_node_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -109,7 +205,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{1}
+	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{3}
 }
 
 type StatusResponse struct {
@@ -137,7 +233,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_leader_nodepb_node_proto_msgTypes[2]
+	mi := &file_leader_nodepb_node_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -149,7 +245,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leader_nodepb_node_proto_msgTypes[2]
+	mi := &file_leader_nodepb_node_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -162,7 +258,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{2}
+	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -299,7 +395,7 @@ type Lease struct {
 
 func (x *Lease) Reset() {
 	*x = Lease{}
-	mi := &file_leader_nodepb_node_proto_msgTypes[3]
+	mi := &file_leader_nodepb_node_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -311,7 +407,7 @@ func (x *Lease) String() string {
 func (*Lease) ProtoMessage() {}
 
 func (x *Lease) ProtoReflect() protoreflect.Message {
-	mi := &file_leader_nodepb_node_proto_msgTypes[3]
+	mi := &file_leader_nodepb_node_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -324,7 +420,7 @@ func (x *Lease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lease.ProtoReflect.Descriptor instead.
 func (*Lease) Descriptor() ([]byte, []int) {
-	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{3}
+	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Lease) GetHolder() string {
@@ -387,7 +483,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_leader_nodepb_node_proto_msgTypes[4]
+	mi := &file_leader_nodepb_node_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -399,7 +495,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_leader_nodepb_node_proto_msgTypes[4]
+	mi := &file_leader_nodepb_node_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -412,7 +508,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{4}
+	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Member) GetId() string {
@@ -445,7 +541,7 @@ type RecordRequest struct {
 
 func (x *RecordRequest) Reset() {
 	*x = RecordRequest{}
-	mi := &file_leader_nodepb_node_proto_msgTypes[5]
+	mi := &file_leader_nodepb_node_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -457,7 +553,7 @@ func (x *RecordRequest) String() string {
 func (*RecordRequest) ProtoMessage() {}
 
 func (x *RecordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leader_nodepb_node_proto_msgTypes[5]
+	mi := &file_leader_nodepb_node_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -470,7 +566,7 @@ func (x *RecordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordRequest.ProtoReflect.Descriptor instead.
 func (*RecordRequest) Descriptor() ([]byte, []int) {
-	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{5}
+	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RecordRequest) GetRecords() []*commandpb.ProtectionRecord {
@@ -491,7 +587,7 @@ type RecordResponse struct {
 
 func (x *RecordResponse) Reset() {
 	*x = RecordResponse{}
-	mi := &file_leader_nodepb_node_proto_msgTypes[6]
+	mi := &file_leader_nodepb_node_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -503,7 +599,7 @@ func (x *RecordResponse) String() string {
 func (*RecordResponse) ProtoMessage() {}
 
 func (x *RecordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leader_nodepb_node_proto_msgTypes[6]
+	mi := &file_leader_nodepb_node_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -516,7 +612,7 @@ func (x *RecordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordResponse.ProtoReflect.Descriptor instead.
 func (*RecordResponse) Descriptor() ([]byte, []int) {
-	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{6}
+	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RecordResponse) GetIndex() uint64 {
@@ -551,7 +647,7 @@ type RecordOutcome struct {
 
 func (x *RecordOutcome) Reset() {
 	*x = RecordOutcome{}
-	mi := &file_leader_nodepb_node_proto_msgTypes[7]
+	mi := &file_leader_nodepb_node_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -563,7 +659,7 @@ func (x *RecordOutcome) String() string {
 func (*RecordOutcome) ProtoMessage() {}
 
 func (x *RecordOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_leader_nodepb_node_proto_msgTypes[7]
+	mi := &file_leader_nodepb_node_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -576,7 +672,7 @@ func (x *RecordOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordOutcome.ProtoReflect.Descriptor instead.
 func (*RecordOutcome) Descriptor() ([]byte, []int) {
-	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{7}
+	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RecordOutcome) GetDecision() string {
@@ -604,7 +700,12 @@ var File_leader_nodepb_node_proto protoreflect.FileDescriptor
 
 const file_leader_nodepb_node_proto_rawDesc = "" +
 	"\n" +
-	"\x18leader/nodepb/node.proto\x12\x0eregent.node.v1\x1a\x1craft/commandpb/command.proto\"=\n" +
+	"\x18leader/nodepb/node.proto\x12\x0eregent.node.v1\x1a\x1craft/commandpb/command.proto\"^\n" +
+	"\x0eProposeRequest\x122\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x1e.regent.command.v1.CommandTypeR\x04type\x12\x18\n" +
+	"\apayload\x18\x02 \x01(\fR\apayload\"'\n" +
+	"\x0fProposeResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"=\n" +
 	"\x0fAddKeysResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x14\n" +
 	"\x05added\x18\x02 \x01(\rR\x05added\"\x0f\n" +
@@ -654,12 +755,13 @@ const file_leader_nodepb_node_proto_rawDesc = "" +
 	"\rRecordOutcome\x12\x1a\n" +
 	"\bdecision\x18\x01 \x01(\tR\bdecision\x12\x12\n" +
 	"\x04rule\x18\x02 \x01(\tR\x04rule\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason2\xa8\x02\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason2\xf4\x02\n" +
 	"\x04Node\x12G\n" +
 	"\x06Status\x12\x1d.regent.node.v1.StatusRequest\x1a\x1e.regent.node.v1.StatusResponse\x12G\n" +
 	"\x06Record\x12\x1d.regent.node.v1.RecordRequest\x1a\x1e.regent.node.v1.RecordResponse\x12F\n" +
 	"\x05Check\x12\x1d.regent.node.v1.RecordRequest\x1a\x1e.regent.node.v1.RecordResponse\x12F\n" +
-	"\aAddKeys\x12\x1a.regent.command.v1.AddKeys\x1a\x1f.regent.node.v1.AddKeysResponseB/Z-github.com/regent-signer/regent/leader/nodepbb\x06proto3"
+	"\aAddKeys\x12\x1a.regent.command.v1.AddKeys\x1a\x1f.regent.node.v1.AddKeysResponse\x12J\n" +
+	"\aPropose\x12\x1e.regent.node.v1.ProposeRequest\x1a\x1f.regent.node.v1.ProposeResponseB/Z-github.com/regent-signer/regent/leader/nodepbb\x06proto3"
 
 var (
 	file_leader_nodepb_node_proto_rawDescOnce sync.Once
@@ -673,37 +775,43 @@ func file_leader_nodepb_node_proto_rawDescGZIP() []byte {
 	return file_leader_nodepb_node_proto_rawDescData
 }
 
-var file_leader_nodepb_node_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_leader_nodepb_node_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_leader_nodepb_node_proto_goTypes = []any{
-	(*AddKeysResponse)(nil),            // 0: regent.node.v1.AddKeysResponse
-	(*StatusRequest)(nil),              // 1: regent.node.v1.StatusRequest
-	(*StatusResponse)(nil),             // 2: regent.node.v1.StatusResponse
-	(*Lease)(nil),                      // 3: regent.node.v1.Lease
-	(*Member)(nil),                     // 4: regent.node.v1.Member
-	(*RecordRequest)(nil),              // 5: regent.node.v1.RecordRequest
-	(*RecordResponse)(nil),             // 6: regent.node.v1.RecordResponse
-	(*RecordOutcome)(nil),              // 7: regent.node.v1.RecordOutcome
-	(*commandpb.ProtectionRecord)(nil), // 8: regent.command.v1.ProtectionRecord
-	(*commandpb.AddKeys)(nil),          // 9: regent.command.v1.AddKeys
+	(*ProposeRequest)(nil),             // 0: regent.node.v1.ProposeRequest
+	(*ProposeResponse)(nil),            // 1: regent.node.v1.ProposeResponse
+	(*AddKeysResponse)(nil),            // 2: regent.node.v1.AddKeysResponse
+	(*StatusRequest)(nil),              // 3: regent.node.v1.StatusRequest
+	(*StatusResponse)(nil),             // 4: regent.node.v1.StatusResponse
+	(*Lease)(nil),                      // 5: regent.node.v1.Lease
+	(*Member)(nil),                     // 6: regent.node.v1.Member
+	(*RecordRequest)(nil),              // 7: regent.node.v1.RecordRequest
+	(*RecordResponse)(nil),             // 8: regent.node.v1.RecordResponse
+	(*RecordOutcome)(nil),              // 9: regent.node.v1.RecordOutcome
+	(commandpb.CommandType)(0),         // 10: regent.command.v1.CommandType
+	(*commandpb.ProtectionRecord)(nil), // 11: regent.command.v1.ProtectionRecord
+	(*commandpb.AddKeys)(nil),          // 12: regent.command.v1.AddKeys
 }
 var file_leader_nodepb_node_proto_depIdxs = []int32{
-	3, // 0: regent.node.v1.StatusResponse.lease:type_name -> regent.node.v1.Lease
-	4, // 1: regent.node.v1.StatusResponse.members:type_name -> regent.node.v1.Member
-	8, // 2: regent.node.v1.RecordRequest.records:type_name -> regent.command.v1.ProtectionRecord
-	7, // 3: regent.node.v1.RecordResponse.outcomes:type_name -> regent.node.v1.RecordOutcome
-	1, // 4: regent.node.v1.Node.Status:input_type -> regent.node.v1.StatusRequest
-	5, // 5: regent.node.v1.Node.Record:input_type -> regent.node.v1.RecordRequest
-	5, // 6: regent.node.v1.Node.Check:input_type -> regent.node.v1.RecordRequest
-	9, // 7: regent.node.v1.Node.AddKeys:input_type -> regent.command.v1.AddKeys
-	2, // 8: regent.node.v1.Node.Status:output_type -> regent.node.v1.StatusResponse
-	6, // 9: regent.node.v1.Node.Record:output_type -> regent.node.v1.RecordResponse
-	6, // 10: regent.node.v1.Node.Check:output_type -> regent.node.v1.RecordResponse
-	0, // 11: regent.node.v1.Node.AddKeys:output_type -> regent.node.v1.AddKeysResponse
-	8, // [8:12] is the sub-list for method output_type
-	4, // [4:8] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	10, // 0: regent.node.v1.ProposeRequest.type:type_name -> regent.command.v1.CommandType
+	5,  // 1: regent.node.v1.StatusResponse.lease:type_name -> regent.node.v1.Lease
+	6,  // 2: regent.node.v1.StatusResponse.members:type_name -> regent.node.v1.Member
+	11, // 3: regent.node.v1.RecordRequest.records:type_name -> regent.command.v1.ProtectionRecord
+	9,  // 4: regent.node.v1.RecordResponse.outcomes:type_name -> regent.node.v1.RecordOutcome
+	3,  // 5: regent.node.v1.Node.Status:input_type -> regent.node.v1.StatusRequest
+	7,  // 6: regent.node.v1.Node.Record:input_type -> regent.node.v1.RecordRequest
+	7,  // 7: regent.node.v1.Node.Check:input_type -> regent.node.v1.RecordRequest
+	12, // 8: regent.node.v1.Node.AddKeys:input_type -> regent.command.v1.AddKeys
+	0,  // 9: regent.node.v1.Node.Propose:input_type -> regent.node.v1.ProposeRequest
+	4,  // 10: regent.node.v1.Node.Status:output_type -> regent.node.v1.StatusResponse
+	8,  // 11: regent.node.v1.Node.Record:output_type -> regent.node.v1.RecordResponse
+	8,  // 12: regent.node.v1.Node.Check:output_type -> regent.node.v1.RecordResponse
+	2,  // 13: regent.node.v1.Node.AddKeys:output_type -> regent.node.v1.AddKeysResponse
+	1,  // 14: regent.node.v1.Node.Propose:output_type -> regent.node.v1.ProposeResponse
+	10, // [10:15] is the sub-list for method output_type
+	5,  // [5:10] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_leader_nodepb_node_proto_init() }
@@ -717,7 +825,7 @@ func file_leader_nodepb_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_leader_nodepb_node_proto_rawDesc), len(file_leader_nodepb_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	Node_Record_FullMethodName  = "/regent.node.v1.Node/Record"
 	Node_Check_FullMethodName   = "/regent.node.v1.Node/Check"
 	Node_AddKeys_FullMethodName = "/regent.node.v1.Node/AddKeys"
+	Node_Propose_FullMethodName = "/regent.node.v1.Node/Propose"
 )
 
 // NodeClient is the client API for Node service.
@@ -45,6 +46,9 @@ type NodeClient interface {
 	// AddKeys registers keys in the replicated registry (operators only; on
 	// the Raft leader). Atomic: all or none.
 	AddKeys(ctx context.Context, in *commandpb.AddKeys, opts ...grpc.CallOption) (*AddKeysResponse, error)
+	// Propose forwards one command from a region to the Raft leader (region
+	// nodes only; one hop). The leader stamps the calling region as proposer.
+	Propose(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*ProposeResponse, error)
 }
 
 type nodeClient struct {
@@ -95,6 +99,16 @@ func (c *nodeClient) AddKeys(ctx context.Context, in *commandpb.AddKeys, opts ..
 	return out, nil
 }
 
+func (c *nodeClient) Propose(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*ProposeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProposeResponse)
+	err := c.cc.Invoke(ctx, Node_Propose_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeServer is the server API for Node service.
 // All implementations must embed UnimplementedNodeServer
 // for forward compatibility.
@@ -112,6 +126,9 @@ type NodeServer interface {
 	// AddKeys registers keys in the replicated registry (operators only; on
 	// the Raft leader). Atomic: all or none.
 	AddKeys(context.Context, *commandpb.AddKeys) (*AddKeysResponse, error)
+	// Propose forwards one command from a region to the Raft leader (region
+	// nodes only; one hop). The leader stamps the calling region as proposer.
+	Propose(context.Context, *ProposeRequest) (*ProposeResponse, error)
 	mustEmbedUnimplementedNodeServer()
 }
 
@@ -133,6 +150,9 @@ func (UnimplementedNodeServer) Check(context.Context, *RecordRequest) (*RecordRe
 }
 func (UnimplementedNodeServer) AddKeys(context.Context, *commandpb.AddKeys) (*AddKeysResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AddKeys not implemented")
+}
+func (UnimplementedNodeServer) Propose(context.Context, *ProposeRequest) (*ProposeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Propose not implemented")
 }
 func (UnimplementedNodeServer) mustEmbedUnimplementedNodeServer() {}
 func (UnimplementedNodeServer) testEmbeddedByValue()              {}
@@ -227,6 +247,24 @@ func _Node_AddKeys_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Node_Propose_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProposeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServer).Propose(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Node_Propose_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServer).Propose(ctx, req.(*ProposeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Node_ServiceDesc is the grpc.ServiceDesc for Node service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -249,6 +287,10 @@ var Node_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AddKeys",
 			Handler:    _Node_AddKeys_Handler,
+		},
+		{
+			MethodName: "Propose",
+			Handler:    _Node_Propose_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

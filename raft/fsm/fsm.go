@@ -107,9 +107,11 @@ type Config[S State] struct {
 	// peers (unknown type or version). After it returns, the FSM refuses all
 	// further entries. Nil means panic, which stops the node.
 	Fatal func(error)
-	// Applied, when set, is called after every entry with its index, type
-	// and response error (for metrics and logs). It must not block.
-	Applied func(index uint64, t commandpb.CommandType, err error)
+	// Applied, when set, is called after every command entry with its
+	// index, type and response (for metrics, logs and local result
+	// lookups). It runs inside Apply: it must not block or call back into
+	// the FSM.
+	Applied func(index uint64, t commandpb.CommandType, resp Response)
 }
 
 // FSM implements raft.FSM and raft.BatchingFSM.
@@ -187,9 +189,9 @@ func (f *FSM[S]) applyLocked(l *raft.Log) any {
 func (f *FSM[S]) dispatch(l *raft.Log) Response {
 	env := &commandpb.Envelope{}
 	if err := proto.Unmarshal(l.Data, env); err != nil {
-		err = fmt.Errorf("%w at index %d: %v", ErrMalformedEntry, l.Index, err)
-		f.notify(l.Index, commandpb.CommandType_COMMAND_TYPE_UNSPECIFIED, err)
-		return Response{Index: l.Index, Err: err}
+		resp := Response{Index: l.Index, Err: fmt.Errorf("%w at index %d: %v", ErrMalformedEntry, l.Index, err)}
+		f.notify(commandpb.CommandType_COMMAND_TYPE_UNSPECIFIED, resp)
+		return resp
 	}
 	reg, ok := f.cfg.Registry.handlers[env.Type]
 	var fatal error
@@ -201,23 +203,25 @@ func (f *FSM[S]) dispatch(l *raft.Log) Response {
 			ErrUnsupportedVersion, env.Type, env.Version, l.Index, reg.maxVersion)
 	}
 	if fatal != nil {
-		if env.Ignorable {
-			f.notify(l.Index, env.Type, fatal)
-			return Response{Index: l.Index, Err: fatal}
+		resp := Response{Index: l.Index, Err: fatal}
+		if !env.Ignorable {
+			f.halted = fatal
 		}
-		f.halted = fatal
-		f.notify(l.Index, env.Type, fatal)
-		f.cfg.Fatal(fatal)
-		return Response{Index: l.Index, Err: fatal}
+		f.notify(env.Type, resp)
+		if !env.Ignorable {
+			f.cfg.Fatal(fatal)
+		}
+		return resp
 	}
 	v, err := reg.handle(f.state, Entry{Index: l.Index, Term: l.Term, Envelope: env})
-	f.notify(l.Index, env.Type, err)
-	return Response{Index: l.Index, Value: v, Err: err}
+	resp := Response{Index: l.Index, Value: v, Err: err}
+	f.notify(env.Type, resp)
+	return resp
 }
 
-func (f *FSM[S]) notify(index uint64, t commandpb.CommandType, err error) {
+func (f *FSM[S]) notify(t commandpb.CommandType, resp Response) {
 	if f.cfg.Applied != nil {
-		f.cfg.Applied(index, t, err)
+		f.cfg.Applied(resp.Index, t, resp)
 	}
 }
 
@@ -310,6 +314,11 @@ func Encode(t commandpb.CommandType, payload proto.Message, proposer string, now
 	if err != nil {
 		return nil, fmt.Errorf("fsm: encode %v: %w", t, err)
 	}
+	return EncodeRaw(t, p, proposer, nowUnixNano)
+}
+
+// EncodeRaw is Encode for an already marshalled payload.
+func EncodeRaw(t commandpb.CommandType, p []byte, proposer string, nowUnixNano int64) ([]byte, error) {
 	return proto.Marshal(&commandpb.Envelope{
 		Type:               t,
 		Version:            1,

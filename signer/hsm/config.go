@@ -51,7 +51,7 @@ type Config struct {
 	// OnError, when set, is called once for every failed operation with the
 	// operation name (stable: "open", "generate", "import", "sign",
 	// "sign_digest", "public_key", "keys", "ensure_sealing_key", "seal",
-	// "unseal", "delete") and the error returned to the caller. Rejections
+	// "unseal", "delete", "ensure_wrap_key", "unwrap") and the error returned to the caller. Rejections
 	// of the caller's arguments (ErrInvalidInput, ErrCometBFTKey) are not
 	// reported; malformed sealed blobs (ErrSealedBlob) are, since they mean a
 	// damaged store. It may be

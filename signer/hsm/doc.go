@@ -12,6 +12,12 @@
 //     small secrets under it ([HSM.EnsureSealingKey], [HSM.Seal],
 //     [HSM.Unseal]); [SealingKey] adapts one label to the signer/bls Sealer
 //     interface.
+//   - A non-extractable RSA wrapping key pair per region ([HSM.EnsureWrapKey],
+//     3072 bits, decrypt only) and the opening of secrets other regions
+//     wrapped to its public key ([WrapSecret], [HSM.Unwrap]: RSA-OAEP with
+//     SHA-256, MGF1-SHA-256 and the empty label). This is how a key imported
+//     in one region reaches the others without its plaintext entering the
+//     replicated log.
 //
 // What it guarantees:
 //
@@ -20,6 +26,14 @@
 //     only (signing keys cannot decrypt, unwrap or derive; the sealing key can
 //     only encrypt and decrypt). Keys found in the token that do not satisfy
 //     this policy are refused ([ErrKeyPolicy]) rather than used.
+//   - The wrapping key's private half never leaves the token. Where the token
+//     does RSA-OAEP with SHA-256, Unwrap decrypts with it; SoftHSM 2.6 only
+//     does OAEP with SHA-1, so there Unwrap decrypts with raw RSA in the
+//     token and removes the OAEP padding in this process, in constant time
+//     (the key is limited to these two mechanisms through
+//     CKA_ALLOWED_MECHANISMS where the token supports it, so it can never
+//     serve PKCS#1 v1.5 decryption or signing). A ciphertext for another key
+//     or a modified one fails with [ErrUnwrap] whichever check failed.
 //   - Every signature is verified against the token's public key before it is
 //     returned, so a faulty HSM, a mislabelled object or a glitched
 //     computation yields an error, never a wrong signature. Ed25519 is

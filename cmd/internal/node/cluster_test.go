@@ -222,7 +222,6 @@ func TestStaleLeaseEpochRejected(t *testing.T) {
 
 func TestForeignCertificateCannotJoin(t *testing.T) {
 	c := newTestCluster(t)
-	l := c.waitLeader(c.regions...)
 	// A rogue dc3 with certificates from another CA, same peers, own data.
 	rogueCerts := filepath.Join(c.dir, "rogue-certs")
 	if err := pki.Init(rogueCerts, pki.Options{}); err != nil {
@@ -237,7 +236,7 @@ func TestForeignCertificateCannotJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rogue.Close()
-	c.addKeys(l, keys(3)...)
+	c.addKeys(c.waitLeader("dc1", "dc2"), keys(3)...)
 	// Give the rogue every chance: several election timeouts.
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
@@ -255,4 +254,47 @@ func TestForeignCertificateCannotJoin(t *testing.T) {
 	if got := c.nodes["dc1"].handshakeFailures(); got == 0 {
 		t.Fatal("dc1 counted no refused handshake")
 	}
+}
+
+// TestHolderForwardsWhenNotLeader: with Raft leadership on another region,
+// the lease holder's records are forwarded to the leader; the holder reads
+// each outcome from its own apply of the entry, so refusals still come back.
+func TestHolderForwardsWhenNotLeader(t *testing.T) {
+	c := newTestClusterWith(t, true)
+	l := c.waitLeader(c.regions...)
+	if l == "dc1" {
+		if err := c.nodes["dc1"].Raft.LeadershipTransfer().Error(); err != nil {
+			t.Fatal(err)
+		}
+		l = c.waitLeader("dc2", "dc3")
+	}
+	// A follower's control-plane write is forwarded too.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.nodes["dc1"].Service.Propose(ctx, commandpb.CommandType_ADD_KEY, &commandpb.AddKeys{Keys: keys(3)}); err != nil {
+		t.Fatalf("forwarded AddKeys: %v", err)
+	}
+	c.waitFor(10*time.Second, "dc1 to apply its keys", func() error {
+		if k := keyCount(c, "dc1"); k != 3 {
+			return fmt.Errorf("%d keys", k)
+		}
+		return nil
+	})
+	acked := recordAll(t, c, "dc1", 3, 4)
+	if c.leaderOf(c.regions...) == "dc1" {
+		t.Fatal("leadership moved to dc1; the test did not exercise forwarding")
+	}
+	outs, _, _, err := c.nodes["dc1"].Service.Record(ctx, []*commandpb.ProtectionRecord{attRec(0, 4, "conflict")})
+	if err != nil || outs[0].Rule != slashing.RuleAttDoubleVote {
+		t.Fatalf("forwarded conflicting record: %v %+v", err, outs)
+	}
+	for _, r := range c.regions {
+		c.waitFor(10*time.Second, r+" to hold the forwarded records", func() error { return holds(c, r, acked) })
+	}
+	t.Logf("records forwarded from dc1 to leader %s", l)
+}
+
+func keyCount(c *testCluster, r string) (n int) {
+	c.nodes[r].FSM.View(func(s *leader.State, _ uint64) { n = s.KeyCount() })
+	return n
 }

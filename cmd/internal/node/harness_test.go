@@ -130,6 +130,8 @@ type testCluster struct {
 	nodes   map[string]*Node
 	net     *netCut
 	regions []string
+	// noTransfer keeps Raft leadership away from the lease holder.
+	noTransfer bool
 }
 
 func freeAddr(t *testing.T) string {
@@ -145,11 +147,15 @@ func freeAddr(t *testing.T) string {
 // newTestCluster writes dev certificates and configs for dc1..dc3 and
 // starts the three regions in this process over real TCP with mutual TLS
 // and bolt stores in a temp dir. dc1 is granted the lease.
-func newTestCluster(t *testing.T) *testCluster {
+func newTestCluster(t *testing.T) *testCluster { return newTestClusterWith(t, false) }
+
+// newTestClusterWith: noTransfer disables the keeper that moves Raft
+// leadership to the lease holder.
+func newTestClusterWith(t *testing.T, noTransfer bool) *testCluster {
 	t.Helper()
 	dir := t.TempDir()
 	c := &testCluster{t: t, dir: dir, certs: filepath.Join(dir, "certs"), cfgs: map[string]*Config{}, nodes: map[string]*Node{},
-		net: &netCut{}, regions: []string{"dc1", "dc2", "dc3"}}
+		net: &netCut{}, regions: []string{"dc1", "dc2", "dc3"}, noTransfer: noTransfer}
 	if err := pki.Init(c.certs, pki.Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -160,12 +166,12 @@ func newTestCluster(t *testing.T) *testCluster {
 	}
 	var peers []peer
 	for _, r := range c.regions {
-		peers = append(peers, peer{ID: r, Address: freeAddr(t), API: "127.0.0.1:0"})
+		peers = append(peers, peer{ID: r, Address: freeAddr(t), API: freeAddr(t)})
 	}
 	for i, r := range c.regions {
 		cfg := &Config{NodeID: r, Region: r, DataDir: filepath.Join(dir, r), InitialLeaseHolder: "dc1", LogLevel: "info", RaftProfile: "lan", Peers: peers}
 		cfg.Raft.Bind, cfg.Raft.Advertise = peers[i].Address, peers[i].Address
-		cfg.API.GRPC = "127.0.0.1:0"
+		cfg.API.GRPC = peers[i].API
 		cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key = filepath.Join(c.certs, "ca.crt"), filepath.Join(c.certs, r+".crt"), filepath.Join(c.certs, r+".key")
 		if err := cfg.Validate(); err != nil {
 			t.Fatal(err)
@@ -198,8 +204,9 @@ func (c *testCluster) start(r string) {
 		byAddr[p.Address] = p.ID
 	}
 	n, err := Start(c.cfgs[r], Options{
-		Logger: testLogger(c.t),
-		Fatal:  func(err error) { c.t.Errorf("%s: fatal: %v", r, err) },
+		Logger:               testLogger(c.t),
+		NoLeadershipTransfer: c.noTransfer,
+		Fatal:                func(err error) { c.t.Errorf("%s: fatal: %v", r, err) },
 		WrapStream: func(s raft.StreamLayer) raft.StreamLayer {
 			return &cutLayer{StreamLayer: s, self: r, net: c.net, byAddr: byAddr}
 		},

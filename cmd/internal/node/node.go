@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -60,6 +61,9 @@ type Options struct {
 	// WrapStream, when set, wraps the mutual-TLS Raft stream layer (tests
 	// use it to cut regions apart on real connections).
 	WrapStream func(raft.StreamLayer) raft.StreamLayer
+	// NoLeadershipTransfer keeps Raft leadership where elections put it
+	// (tests of write forwarding).
+	NoLeadershipTransfer bool
 }
 
 // Start brings a region up. On error, everything started is stopped.
@@ -117,14 +121,20 @@ func Start(cfg *Config, opts Options) (_ *Node, err error) {
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "raft-net", Output: io.Discard}),
 	})
 
-	var core *metrics.Core
+	// The FSM starts applying as soon as Raft starts, before the metrics
+	// and the service exist: the hook reads them through atomic pointers.
+	var core atomic.Pointer[metrics.Core]
+	var service atomic.Pointer[leader.Service]
 	f, err := fsm.New(fsm.Config[*leader.State]{
 		New:      leader.NewState,
 		Registry: leader.NewRegistry(),
 		Fatal:    fatal,
-		Applied: func(i uint64, t commandpb.CommandType, e error) {
-			if core != nil {
-				core.OnApplied(i, t, e)
+		Applied: func(i uint64, t commandpb.CommandType, resp fsm.Response) {
+			if c := core.Load(); c != nil {
+				c.OnApplied(i, t, resp)
+			}
+			if svc := service.Load(); svc != nil {
+				svc.NoteApplied(i, t, resp)
 			}
 		},
 	})
@@ -148,16 +158,25 @@ func Start(cfg *Config, opts Options) (_ *Node, err error) {
 		return nil, err
 	}
 	n.cluster, n.Raft = cn, cn.Raft
-	core = metrics.NewCore(reg, cfg.Region, cn.Raft, f)
+	mcore := metrics.NewCore(reg, cfg.Region, cn.Raft, f)
+	core.Store(mcore)
 
+	apiAddr := map[string]string{}
+	for _, p := range cfg.Peers {
+		apiAddr[p.ID] = p.API
+	}
+	n.forward = &nodeapi.Forwarder{APIAddr: apiAddr, Dial: func(addr string) (*grpc.ClientConn, error) { return client.Dial(mat, addr) }}
 	svc, err := leader.NewService(leader.ServiceConfig{
 		NodeID: cfg.NodeID, Raft: cn.Raft, FSM: f, Now: opts.Now, Logger: log,
-		Observe: core.OnBatch, InitialHolder: cfg.InitialLeaseHolder,
+		Observe: mcore.OnBatch, InitialHolder: cfg.InitialLeaseHolder,
+		Forward:              nodeapi.LeaderForwarder{F: n.forward, Raft: cn.Raft},
+		NoLeadershipTransfer: opts.NoLeadershipTransfer,
 	})
 	if err != nil {
 		return nil, err
 	}
 	n.Service = svc
+	service.Store(svc)
 
 	sc, err := mat.ServerConfig(pki.RoleOperator, pki.RoleNode, pki.RoleClient)
 	if err != nil {
@@ -168,11 +187,6 @@ func Start(cfg *Config, opts Options) (_ *Node, err error) {
 		return nil, fmt.Errorf("node: grpc listen %s: %w", cfg.API.GRPC, err)
 	}
 	n.GRPCAddr = ln.Addr().String()
-	apiAddr := map[string]string{}
-	for _, p := range cfg.Peers {
-		apiAddr[p.ID] = p.API
-	}
-	n.forward = &nodeapi.Forwarder{APIAddr: apiAddr, Dial: func(addr string) (*grpc.ClientConn, error) { return client.Dial(mat, addr) }}
 	n.grpc = nodeapi.NewGRPCServer(credentials.NewTLS(sc), log, &nodeapi.Server{
 		NodeID: cfg.NodeID, Region: cfg.Region, Raft: cn.Raft, FSM: f, Service: svc, Forward: n.forward,
 	})
