@@ -9,7 +9,7 @@ BENCHTIME ?= 1s
 BENCHCOUNT ?= 6
 export GOFLAGS
 
-.PHONY: all deps build test test-short vet lint fuzz bench demo conformance proto clean chaos
+.PHONY: all deps build test test-short vet lint fuzz bench demo demo-up demo-down conformance proto clean chaos
 
 all: build
 
@@ -52,6 +52,14 @@ conformance: build
 
 demo: deps build
 	$(BIN)/regent-demo --bin $(BIN) --dir $${DEMO_DIR:-$$(mktemp -d /tmp/regent-demo.XXXXXX)}
+
+# The demo story, then the cluster keeps running for regentctl; demo-down stops it.
+demo-up: deps build
+	@d=$${DEMO_DIR:-$$(mktemp -d /tmp/regent-demo.XXXXXX)}; echo $$d > /tmp/regent-demo.last; \
+	  $(BIN)/regent-demo --bin $(BIN) --dir $$d --keep
+
+demo-down:
+	@test -f /tmp/regent-demo.last && $(BIN)/regent-demo --stop $$(cat /tmp/regent-demo.last) || echo "no demo cluster recorded in /tmp/regent-demo.last"
 
 proto:
 	PATH="$$PATH:$$($(GO) env GOPATH)/bin" protoc --go_out=. --go_opt=module=github.com/regent-signer/regent \

@@ -32,7 +32,8 @@ func TestDemoWithRealProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"holds 144 of 144 acknowledged records", "DEMO OK", "does not hold the signing lease"} {
+	for _, want := range []string{"holds 144 of 144 acknowledged records", "DEMO OK", "does not hold the signing lease",
+		"Signing lease: ACTIVE, held by dc1 at epoch 1", "Regions reachable: 2 of 3; majority: yes"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)
 		}

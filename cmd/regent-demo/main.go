@@ -29,8 +29,16 @@ func main() {
 		dir        = flag.String("dir", "", "working directory for certificates, configs, data and logs (default: a new temp dir)")
 		validators = flag.Int("validators", 300, "simulated validators")
 		epochs     = flag.Int("epochs", 4, "epochs of duties to record")
+		keep       = flag.Bool("keep", false, "leave the cluster running at the end (stop it with: regent-demo --stop DIR)")
+		stop       = flag.String("stop", "", "stop a cluster left running by --keep in DIR")
 	)
 	flag.Parse()
+	if *stop != "" {
+		if err := stopKept(*stop); err != nil {
+			fail(err)
+		}
+		return
+	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "regent-demo.")
 		if err != nil {
@@ -38,9 +46,11 @@ func main() {
 		}
 		*dir = d
 	}
-	d := &demo{bin: *bin, dir: *dir, out: os.Stdout, validators: *validators, epochs: *epochs}
+	d := &demo{bin: *bin, dir: *dir, out: os.Stdout, validators: *validators, epochs: *epochs, keep: *keep}
 	err := d.run()
-	d.stopAll()
+	if !d.keep || err != nil {
+		d.stopAll()
+	}
 	if err != nil {
 		fail(err)
 	}
@@ -66,6 +76,7 @@ type demo struct {
 	epochs     int
 	regions    []*region
 	step       int
+	keep       bool
 }
 
 func (d *demo) say(format string, args ...any) {
@@ -220,11 +231,58 @@ func (d *demo) run() error {
 	d.say("Raft leadership moved back next to the lease holder, so dc1 commits its own records without a hop")
 	d.status()
 
+	if d.keep {
+		return d.leaveRunning()
+	}
 	d.chapter("Shutting down")
 	d.stopAll()
 	d.say("all regions stopped cleanly. Data, configs and logs are in %s", d.dir)
 	fmt.Fprintln(d.out, "\nDEMO OK")
 	return nil
+}
+
+// leaveRunning detaches the regions, writing env.sh for regentctl and the
+// process ids for --stop.
+func (d *demo) leaveRunning() error {
+	d.chapter("The cluster keeps running")
+	var eps, pids []string
+	for _, r := range d.regions {
+		eps = append(eps, r.name+"="+r.grpcAdr)
+		pids = append(pids, fmt.Sprint(r.cmd.Process.Pid))
+	}
+	certs := d.path("certs")
+	env := fmt.Sprintf("export PATH=%s:$PATH\nexport REGENTCTL_TLS_CA=%s/ca.crt REGENTCTL_TLS_CERT=%s/regentctl.crt REGENTCTL_TLS_KEY=%s/regentctl.key\nexport REGENTCTL_ENDPOINTS=%s\n",
+		d.bin, certs, certs, certs, strings.Join(eps, ","))
+	if err := os.WriteFile(d.path("env.sh"), []byte(env), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(d.path("pids"), []byte(strings.Join(pids, "\n")+"\n"), 0o600); err != nil {
+		return err
+	}
+	d.say("three regions are still running. Try:")
+	d.say("  . %s && regentctl status --output json", d.path("env.sh"))
+	d.say("stop them with: make demo-down   (or: %s/regent-demo --stop %s)", d.bin, d.dir)
+	fmt.Fprintln(d.out, "\nDEMO OK")
+	return nil
+}
+
+// stopKept sends SIGTERM to the regions a --keep run left in dir.
+func stopKept(dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, "pids"))
+	if err != nil {
+		return fmt.Errorf("no running demo cluster in %s: %w", dir, err)
+	}
+	for _, f := range strings.Fields(string(b)) {
+		var pid int
+		if _, err := fmt.Sscan(f, &pid); err != nil {
+			continue
+		}
+		if p, err := os.FindProcess(pid); err == nil {
+			_ = p.Signal(syscall.SIGTERM)
+		}
+	}
+	fmt.Printf("stopped the demo cluster in %s\n", dir)
+	return os.Remove(filepath.Join(dir, "pids"))
 }
 
 func (d *demo) path(elem ...string) string { return filepath.Join(append([]string{d.dir}, elem...)...) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/regent-signer/regent/cmd/internal/client"
 	"github.com/regent-signer/regent/leader/nodepb"
@@ -63,9 +65,7 @@ halted, majority still answering), 3 no majority answering.`,
 			}
 			rep := collectStatus(cmd.Context(), mat, eps, timeout)
 			if g.output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(rep); err != nil {
+				if err := printJSON(cmd.OutOrStdout(), rep); err != nil {
 					return err
 				}
 			} else {
@@ -206,6 +206,53 @@ func printStatus(cmd *cobra.Command, rep statusReport) {
 	for _, wmsg := range rep.Warnings {
 		fmt.Fprintf(out, "WARNING: %s\n", wmsg)
 	}
+}
+
+// printJSON writes the report with every protobuf field present (zero
+// values included), so scripts can rely on the keys.
+func printJSON(w io.Writer, rep statusReport) error {
+	pj := protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: true}
+	type regionJSON struct {
+		Region    string          `json:"region"`
+		Endpoint  string          `json:"endpoint"`
+		Reachable bool            `json:"reachable"`
+		Error     string          `json:"error"`
+		Status    json.RawMessage `json:"status"`
+	}
+	out := struct {
+		Regions     []regionJSON    `json:"regions"`
+		Reachable   int             `json:"reachable"`
+		Quorum      bool            `json:"quorum"`
+		Leader      string          `json:"leader"`
+		Lease       json.RawMessage `json:"lease"`
+		LeaseSource string          `json:"lease_source"`
+		Warnings    []string        `json:"warnings"`
+	}{Reachable: rep.Reachable, Quorum: rep.Quorum, Leader: rep.Leader, LeaseSource: rep.LeaseSource, Warnings: rep.Warnings,
+		Lease: json.RawMessage("null")}
+	if out.Warnings == nil {
+		out.Warnings = []string{}
+	}
+	if rep.Lease != nil {
+		b, err := pj.Marshal(rep.Lease)
+		if err != nil {
+			return err
+		}
+		out.Lease = b
+	}
+	for _, rs := range rep.Regions {
+		r := regionJSON{Region: rs.Region, Endpoint: rs.Endpoint, Reachable: rs.Reachable, Error: rs.Error, Status: json.RawMessage("null")}
+		if rs.Status != nil {
+			b, err := pj.Marshal(rs.Status)
+			if err != nil {
+				return err
+			}
+			r.Status = b
+		}
+		out.Regions = append(out.Regions, r)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }
 
 func shorten(s string, n int) string {

@@ -14,7 +14,6 @@ const (
 	flagI = 1 << 0
 	flagA = 1 << 1
 	flagC = 1 << 2
-	flagT = 1 << 3
 	flagM = 1 << 4
 	flagK = 1 << 5
 )
