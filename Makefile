@@ -33,7 +33,7 @@ test-short: vet
 	$(GO) test -short $(PKGS)
 
 lint: vet
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:

@@ -1,9 +1,6 @@
 package slashing
 
-import (
-	"errors"
-	"fmt"
-)
+import "errors"
 
 // Decision is the outcome of evaluating one protection record.
 //
@@ -71,17 +68,6 @@ type Result struct {
 
 // Accepted reports whether the record may be signed.
 func (r Result) Accepted() bool { return r.Decision == DecisionAccepted }
-
-// accept, deny and fail build Results; they keep rule code short.
-func accept() Result { return Result{Decision: DecisionAccepted} }
-
-func deny(rule Rule, format string, args ...any) Result {
-	return Result{Decision: DecisionDenied, Rule: rule, Reason: fmt.Sprintf(format, args...)}
-}
-
-func fail(err error) Result {
-	return Result{Decision: DecisionFailed, Reason: err.Error(), Err: err}
-}
 
 // Sentinel errors. Match with errors.Is.
 var (

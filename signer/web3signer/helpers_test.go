@@ -52,7 +52,7 @@ func newDevPKI(t testing.TB) devPKI {
 
 func (p devPKI) material(t testing.TB, name string) *pki.Material {
 	t.Helper()
-	m, err := pki.LoadTLS(filepath.Join(p.dir, pki.CAFile), pki.CertPath(p.dir, name), pki.KeyPath(p.dir, name))
+	m, err := pki.LoadTLS(filepath.Join(p.dir, pki.CACertFile), pki.CertPath(p.dir, name), pki.KeyPath(p.dir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func (p devPKI) material(t testing.TB, name string) *pki.Material {
 func (p devPKI) connState(t testing.TB, name string) *tls.ConnectionState {
 	t.Helper()
 	leaf := p.material(t, name).Leaf()
-	caPEM, err := os.ReadFile(filepath.Join(p.dir, pki.CAFile))
+	caPEM, err := os.ReadFile(filepath.Join(p.dir, pki.CACertFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -356,11 +356,12 @@ func (c *Conn) Read(data []byte) (int, error) {
 	if c.recvErr != nil {
 		return 0, c.recvErr
 	}
-	if _, err := io.ReadFull(c.conn, c.recvSealed); err != nil {
-		// A timeout or EOF mid-frame leaves the stream desynchronised
-		// unless nothing was read; treat every read error as final except
-		// a clean timeout before the frame started, which io.ReadFull
-		// cannot tell apart. Callers close on error.
+	if n, err := io.ReadFull(c.conn, c.recvSealed); err != nil {
+		// An error before the frame started (a read deadline while idle)
+		// leaves the stream intact; one mid-frame desynchronises it.
+		if n > 0 {
+			c.recvErr = fmt.Errorf("%w: stream broke mid-frame: %w", ErrFrame, err)
+		}
 		return 0, err
 	}
 	frame, err := c.recvAEAD.Open(c.recvFrame[:0], c.recvNonce[:], c.recvSealed, nil)
