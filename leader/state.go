@@ -89,6 +89,7 @@ type State struct {
 	regions  map[string]Region
 	policies map[string]Policy
 	exits    map[string]*ExitApproval // by string(pubkey)
+	exts     []Extension
 }
 
 // NewState returns an empty state: vacant lease, no keys.
@@ -594,7 +595,10 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 	if _, err := s.comet.WriteTo(&buf); err != nil {
 		return fmt.Errorf("comet section: %w", err)
 	}
-	return writeSection(w, sectionComet, buf.Bytes())
+	if err := writeSection(w, sectionComet, buf.Bytes()); err != nil {
+		return err
+	}
+	return s.writeExtensions(w)
 }
 
 // ReadSnapshot implements fsm.State. s must be fresh from NewState.
@@ -626,7 +630,7 @@ func (s *State) ReadSnapshot(r io.Reader) error {
 			s.comet = cs
 		}
 	}
-	return nil
+	return s.readExtensions(r)
 }
 
 func (s *State) readLeader(body []byte) error {
@@ -689,9 +693,17 @@ func writeSection(w io.Writer, id uint32, body []byte) error {
 	return err
 }
 
+// errEndOfSections marks a clean end of the section stream.
+var errEndOfSections = errors.New("leader: end of snapshot sections")
+
+func isEOF(err error) bool { return errors.Is(err, errEndOfSections) }
+
 func readSection(r io.Reader) (uint32, []byte, error) {
 	var h [12]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
+	if n, err := io.ReadFull(r, h[:]); err != nil {
+		if n == 0 && errors.Is(err, io.EOF) {
+			return 0, nil, errEndOfSections
+		}
 		return 0, nil, fmt.Errorf("%w: section header: %w", ErrInvalidInput, err)
 	}
 	n := binary.BigEndian.Uint64(h[4:])

@@ -611,3 +611,42 @@ func FuzzApplyEnvelope(f *testing.F) {
 }
 
 func ioNopCloser(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
+
+// testExt is a tiny extension: a counter.
+type testExt struct{ n byte }
+
+func (e *testExt) Name() string                    { return "test" }
+func (e *testExt) WriteSnapshot(w io.Writer) error { _, err := w.Write([]byte{e.n}); return err }
+func (e *testExt) ReadSnapshot(r io.Reader) error {
+	var b [1]byte
+	_, err := io.ReadFull(r, b[:])
+	e.n = b[0]
+	return err
+}
+
+func TestExtensionSnapshotAndTruncation(t *testing.T) {
+	newState := NewStateWith(func() Extension { return &testExt{} })
+	s := newState()
+	s.Extension("test").(*testExt).n = 42
+	var b bytes.Buffer
+	if err := s.WriteSnapshot(&b); err != nil {
+		t.Fatal(err)
+	}
+	r := newState()
+	if err := r.ReadSnapshot(bytes.NewReader(b.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Extension("test").(*testExt).n; got != 42 {
+		t.Fatalf("extension restored %d, want 42", got)
+	}
+	// Every truncation fails, including those on a section boundary.
+	for cut := 0; cut < b.Len(); cut++ {
+		if err := newState().ReadSnapshot(bytes.NewReader(b.Bytes()[:cut])); err == nil {
+			t.Fatalf("truncated at %d of %d: restored", cut, b.Len())
+		}
+	}
+	// A node without the extension refuses state it cannot keep.
+	if err := NewState().ReadSnapshot(bytes.NewReader(b.Bytes())); err == nil {
+		t.Fatal("a node without the extension restored its section")
+	}
+}

@@ -29,6 +29,10 @@ type requestLog struct {
 }
 
 func (l *requestLog) emit(lg *slog.Logger) {
+	if l.status == 0 {
+		// The handler did not finish: a panic, answered 500 by ServeHTTP.
+		l.status, l.outcome = http.StatusInternalServerError, "internal"
+	}
 	attrs := []any{
 		"status", l.status,
 		"outcome", l.outcome,

@@ -98,9 +98,41 @@ func Handshake(conn net.Conn, local ed25519.PrivateKey) (*Conn, error) {
 	if len(local) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("%w: local key is %d bytes, want %d", ErrHandshake, len(local), ed25519.PrivateKeySize)
 	}
+	c, challenge, err := keyAgreement(conn)
+	if err != nil {
+		return nil, err
+	}
+	// Exchange identities and challenge signatures under encryption.
+	authMsg := encodeAuthSig(local.Public().(ed25519.PublicKey), ed25519.Sign(local, challenge))
+	var remKey ed25519.PublicKey
+	var remSig []byte
+	err = parallel(
+		func() error { _, err := c.Write(authMsg); return err },
+		func() error {
+			var err error
+			remKey, remSig, err = readAuthSig(c)
+			return err
+		})
+	if err != nil {
+		if errors.Is(err, ErrAuth) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: exchanging identities: %w", ErrHandshake, err)
+	}
+	if !ed25519.Verify(remKey, challenge, remSig) {
+		return nil, fmt.Errorf("%w: challenge signature does not verify under %x", ErrAuth, []byte(remKey))
+	}
+	c.remote = remKey
+	return c, nil
+}
+
+// keyAgreement runs the unauthenticated half of the handshake: ephemeral
+// X25519 exchange, transcript, key schedule. It returns the encrypted
+// connection (no identity yet) and the challenge to sign.
+func keyAgreement(conn net.Conn) (*Conn, []byte, error) {
 	ephPriv, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("%w: ephemeral key: %w", ErrHandshake, err)
+		return nil, nil, fmt.Errorf("%w: ephemeral key: %w", ErrHandshake, err)
 	}
 	locEph := ephPriv.PublicKey().Bytes()
 
@@ -118,16 +150,16 @@ func Handshake(conn net.Conn, local ed25519.PrivateKey) (*Conn, error) {
 			return err
 		})
 	if err != nil {
-		return nil, fmt.Errorf("%w: exchanging ephemeral keys: %w", ErrHandshake, err)
+		return nil, nil, fmt.Errorf("%w: exchanging ephemeral keys: %w", ErrHandshake, err)
 	}
 	remPub, err := ecdh.X25519().NewPublicKey(remEph)
 	if err != nil {
-		return nil, fmt.Errorf("%w: peer ephemeral key: %w", ErrHandshake, err)
+		return nil, nil, fmt.Errorf("%w: peer ephemeral key: %w", ErrHandshake, err)
 	}
 	// ECDH refuses low-order points (an all-zero shared secret).
 	dh, err := ephPriv.ECDH(remPub)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
 
 	lo, hi := locEph, remEph
@@ -140,17 +172,18 @@ func Handshake(conn net.Conn, local ed25519.PrivateKey) (*Conn, error) {
 	t.appendMessage(labelUpperEph, hi)
 	t.appendMessage(labelDHSecret, dh)
 
+	// The lexicographically lower side receives with the first key.
 	keys, err := hkdf.Key(sha256.New, dh, nil, hkdfInfo, 2*chacha20poly1305.KeySize)
 	if err != nil {
-		return nil, fmt.Errorf("%w: hkdf: %w", ErrHandshake, err)
+		return nil, nil, fmt.Errorf("%w: hkdf: %w", ErrHandshake, err)
 	}
 	first, second := keys[:chacha20poly1305.KeySize], keys[chacha20poly1305.KeySize:]
 	recvKey, sendKey := second, first
 	if locIsLeast {
 		recvKey, sendKey = first, second
 	}
-	var challenge [32]byte
-	t.challenge(labelChallenge, challenge[:])
+	challenge := make([]byte, 32)
+	t.challenge(labelChallenge, challenge)
 
 	c := &Conn{
 		conn:       conn,
@@ -160,34 +193,12 @@ func Handshake(conn net.Conn, local ed25519.PrivateKey) (*Conn, error) {
 		sendSealed: make([]byte, sealedFrameSize),
 	}
 	if c.recvAEAD, err = chacha20poly1305.New(recvKey); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
 	if c.sendAEAD, err = chacha20poly1305.New(sendKey); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
-
-	// Exchange identities and challenge signatures under encryption.
-	authMsg := encodeAuthSig(local.Public().(ed25519.PublicKey), ed25519.Sign(local, challenge[:]))
-	var remKey ed25519.PublicKey
-	var remSig []byte
-	err = parallel(
-		func() error { _, err := c.Write(authMsg); return err },
-		func() error {
-			var err error
-			remKey, remSig, err = readAuthSig(c)
-			return err
-		})
-	if err != nil {
-		if errors.Is(err, ErrAuth) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w: exchanging identities: %w", ErrHandshake, err)
-	}
-	if !ed25519.Verify(remKey, challenge[:], remSig) {
-		return nil, fmt.Errorf("%w: challenge signature does not verify under %x", ErrAuth, []byte(remKey))
-	}
-	c.remote = remKey
-	return c, nil
+	return c, challenge, nil
 }
 
 // parallel runs a and b concurrently and returns the first error. Both
