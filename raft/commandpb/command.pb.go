@@ -57,6 +57,17 @@ const (
 	CommandType_SET_POLICY CommandType = 11
 	// Operator approval for one voluntary exit (payload: ApproveExit).
 	CommandType_APPROVE_EXIT CommandType = 12
+	// Failover protocol (payloads defined in failover/failoverpb).
+	// A control-plane command signed by an operator (payload: SignedCommand).
+	CommandType_OPERATOR_COMMAND CommandType = 20
+	// Finality evidence proposed by the incoming region's watcher.
+	CommandType_CONFIRM_FINALITY CommandType = 21
+	// Liveness heartbeat of the lease holder.
+	CommandType_LEASE_HEARTBEAT CommandType = 22
+	// A region claims the lease under a standing DR policy.
+	CommandType_DR_TAKEOVER CommandType = 23
+	// One-time bootstrap of the operator registry and thresholds.
+	CommandType_BOOTSTRAP_OPERATORS CommandType = 24
 )
 
 // Enum value maps for CommandType.
@@ -75,6 +86,11 @@ var (
 		10: "REGISTER_REGION",
 		11: "SET_POLICY",
 		12: "APPROVE_EXIT",
+		20: "OPERATOR_COMMAND",
+		21: "CONFIRM_FINALITY",
+		22: "LEASE_HEARTBEAT",
+		23: "DR_TAKEOVER",
+		24: "BOOTSTRAP_OPERATORS",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED": 0,
@@ -90,6 +106,11 @@ var (
 		"REGISTER_REGION":          10,
 		"SET_POLICY":               11,
 		"APPROVE_EXIT":             12,
+		"OPERATOR_COMMAND":         20,
+		"CONFIRM_FINALITY":         21,
+		"LEASE_HEARTBEAT":          22,
+		"DR_TAKEOVER":              23,
+		"BOOTSTRAP_OPERATORS":      24,
 	}
 )
 
@@ -1575,7 +1596,7 @@ const file_raft_commandpb_command_proto_rawDesc = "" +
 	"\x17genesis_validators_root\x18\x01 \x01(\fR\x15genesisValidatorsRoot\x12'\n" +
 	"\x0ffinalized_epoch\x18\x02 \x01(\x04R\x0efinalizedEpoch\"\x1a\n" +
 	"\x04Noop\x12\x12\n" +
-	"\x04note\x18\x01 \x01(\tR\x04note*\x82\x02\n" +
+	"\x04note\x18\x01 \x01(\tR\x04note*\xed\x02\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11RECORD_SIGNATURES\x10\x01\x12\x0f\n" +
@@ -1591,7 +1612,12 @@ const file_raft_commandpb_command_proto_rawDesc = "" +
 	"\x12\x0e\n" +
 	"\n" +
 	"SET_POLICY\x10\v\x12\x10\n" +
-	"\fAPPROVE_EXIT\x10\f*p\n" +
+	"\fAPPROVE_EXIT\x10\f\x12\x14\n" +
+	"\x10OPERATOR_COMMAND\x10\x14\x12\x14\n" +
+	"\x10CONFIRM_FINALITY\x10\x15\x12\x13\n" +
+	"\x0fLEASE_HEARTBEAT\x10\x16\x12\x0f\n" +
+	"\vDR_TAKEOVER\x10\x17\x12\x17\n" +
+	"\x13BOOTSTRAP_OPERATORS\x10\x18*p\n" +
 	"\x06Scheme\x12\x16\n" +
 	"\x12SCHEME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fSCHEME_BLS12381\x10\x01\x12\x12\n" +
