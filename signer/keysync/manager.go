@@ -153,6 +153,7 @@ type Manager struct {
 	syncMu      sync.Mutex
 	retries     map[string]*retry
 	noted       map[string]string // pubkey -> condition already logged
+	notedNow    map[string]bool   // conditions seen by the current pass
 	regNext     time.Time
 	regAttempts int
 	lastApplied uint64
@@ -193,6 +194,7 @@ func New(cfg Config) (*Manager, error) {
 		kick:     make(chan struct{}, 1),
 		retries:  make(map[string]*retry),
 		noted:    make(map[string]string),
+		notedNow: make(map[string]bool),
 		passDone: make(chan struct{}),
 		lastErr:  make(map[string]error),
 		local:    localSet{bls: map[bls.PublicKey]bool{}, ed: map[string]bool{}},

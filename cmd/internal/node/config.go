@@ -44,7 +44,41 @@ type Config struct {
 	LogLevel           string `yaml:"log_level"`
 	// Raft timing profile: "wan" (default) or "lan" (fast elections, tests).
 	RaftProfile string `yaml:"raft_profile"`
+
+	// Network is the Ethereum network this cluster signs for (mainnet,
+	// sepolia, holesky, hoodi). Required when signing.http is set.
+	Network string `yaml:"network"`
+	// HSM is this region's PKCS#11 token. Required to sign.
+	HSM struct {
+		Module      string `yaml:"module"`       // e.g. /usr/lib/softhsm/libsofthsm2.so
+		TokenLabel  string `yaml:"token_label"`  // e.g. regent-dc1
+		PINFile     string `yaml:"pin_file"`     // file holding the user PIN
+		MaxSessions int    `yaml:"max_sessions"` // session pool size; 0 means 4
+	} `yaml:"hsm"`
+	// Signing is the client-facing API: Web3Signer-compatible eth2 signing
+	// and the Keymanager API, over mutual TLS (or bearer tokens).
+	Signing struct {
+		HTTP string `yaml:"http"`
+	} `yaml:"signing"`
+	// Privval connects this region to CometBFT nodes as their remote signer.
+	Privval []PrivvalConfig `yaml:"privval"`
 }
+
+// PrivvalConfig is one CometBFT node this region signs for.
+type PrivvalConfig struct {
+	ChainID string `yaml:"chain_id"`
+	// Address is the node's priv_validator_laddr: tcp://host:port or unix:///path.
+	Address string `yaml:"address"`
+	// NodeKeys allowlists the node's SecretConnection public keys (hex Ed25519).
+	NodeKeys []string `yaml:"node_keys"`
+	// ConnectionKeyFile holds this signer's SecretConnection key (not the validator key).
+	ConnectionKeyFile string `yaml:"connection_key_file"`
+	// Identity is the policy identity requests from this node sign as.
+	Identity string `yaml:"identity"`
+}
+
+// Signs reports whether this region has an HSM configured to sign with.
+func (c *Config) Signs() bool { return c.HSM.Module != "" }
 
 // overrides are the flag/env settable fields, by flag name.
 func (c *Config) overrides() map[string]*string {
@@ -62,6 +96,11 @@ func (c *Config) overrides() map[string]*string {
 		"initial-lease-holder": &c.InitialLeaseHolder,
 		"log-level":            &c.LogLevel,
 		"raft-profile":         &c.RaftProfile,
+		"network":              &c.Network,
+		"hsm-module":           &c.HSM.Module,
+		"hsm-token-label":      &c.HSM.TokenLabel,
+		"hsm-pin-file":         &c.HSM.PINFile,
+		"signing-http":         &c.Signing.HTTP,
 	}
 }
 
@@ -188,6 +227,36 @@ func (c *Config) Validate() error {
 	case "wan", "lan":
 	default:
 		errs = append(errs, fmt.Errorf("raft_profile %q: want wan or lan", c.RaftProfile))
+	}
+	if c.Signs() {
+		need(c.HSM.TokenLabel, "hsm.token_label")
+		need(c.HSM.PINFile, "hsm.pin_file")
+		if c.HSM.MaxSessions < 0 || c.HSM.MaxSessions > 256 {
+			errs = append(errs, fmt.Errorf("hsm.max_sessions %d: want 0..256", c.HSM.MaxSessions))
+		}
+	}
+	if c.Signing.HTTP != "" {
+		if _, _, err := net.SplitHostPort(c.Signing.HTTP); err != nil {
+			errs = append(errs, fmt.Errorf("signing.http %q: %w", c.Signing.HTTP, err))
+		}
+		if !c.Signs() {
+			errs = append(errs, errors.New("signing.http needs an hsm (hsm.module) to sign with"))
+		}
+		need(c.Network, "network (signing.http is set)")
+	}
+	for i, p := range c.Privval {
+		if p.ChainID == "" || p.Address == "" {
+			errs = append(errs, fmt.Errorf("privval[%d] needs chain_id and address", i))
+		}
+		if !strings.HasPrefix(p.Address, "tcp://") && !strings.HasPrefix(p.Address, "unix://") {
+			errs = append(errs, fmt.Errorf("privval[%d].address %q: want tcp://host:port or unix:///path", i, p.Address))
+		}
+		if strings.HasPrefix(p.Address, "tcp://") && (len(p.NodeKeys) == 0 || p.ConnectionKeyFile == "") {
+			errs = append(errs, fmt.Errorf("privval[%d]: tcp needs node_keys (allowlisted SecretConnection keys) and connection_key_file", i))
+		}
+		if !c.Signs() {
+			errs = append(errs, fmt.Errorf("privval[%d] needs an hsm (hsm.module) to sign with", i))
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))

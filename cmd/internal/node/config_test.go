@@ -71,6 +71,18 @@ func TestLoadConfig(t *testing.T) {
 		{name: "lease holder not a peer", body: goodConfig, flags: map[string]string{"initial-lease-holder": "dc7"}, wantErr: "initial_lease_holder"},
 		{name: "bad log level", body: goodConfig, flags: map[string]string{"log-level": "loud"}, wantErr: "log_level"},
 		{name: "bad profile", body: goodConfig, flags: map[string]string{"raft-profile": "fast"}, wantErr: "raft_profile"},
+		{name: "signing without hsm", body: goodConfig, flags: map[string]string{"signing-http": "127.0.0.1:9000", "network": "mainnet"}, wantErr: "needs an hsm"},
+		{name: "signing without network", body: goodConfig, flags: map[string]string{"signing-http": "127.0.0.1:9000",
+			"hsm-module": "/usr/lib/softhsm/libsofthsm2.so", "hsm-token-label": "t", "hsm-pin-file": "p"}, wantErr: "network"},
+		{name: "hsm without pin file", body: goodConfig, flags: map[string]string{"hsm-module": "/m.so", "hsm-token-label": "t"}, wantErr: "hsm.pin_file is required"},
+		{name: "privval bad address", body: goodConfig + "hsm: {module: /m.so, token_label: t, pin_file: p}\nprivval:\n  - {chain_id: c, address: \"127.0.0.1:26659\"}\n", wantErr: "want tcp://host:port"},
+		{name: "privval tcp without allowlist", body: goodConfig + "hsm: {module: /m.so, token_label: t, pin_file: p}\nprivval:\n  - {chain_id: c, address: \"tcp://127.0.0.1:26659\"}\n", wantErr: "node_keys"},
+		{name: "signing configured", body: goodConfig, flags: map[string]string{"signing-http": "127.0.0.1:9000", "network": "mainnet",
+			"hsm-module": "/m.so", "hsm-token-label": "t", "hsm-pin-file": "p"}, check: func(t *testing.T, c *Config) {
+			if !c.Signs() || c.Signing.HTTP != "127.0.0.1:9000" {
+				t.Fatalf("signing not configured: %+v", c)
+			}
+		}},
 		{name: "unknown flag", body: goodConfig, flags: map[string]string{"colour": "red"}, wantErr: "unknown setting"},
 	}
 	for _, tc := range tests {
