@@ -176,3 +176,42 @@ type LeaderForwarder struct {
 func (l LeaderForwarder) Forward(ctx context.Context, t commandpb.CommandType, payload []byte) (uint64, error) {
 	return l.F.Forward(ctx, func() string { _, id := l.Raft.LeaderWithID(); return string(id) }, t, payload)
 }
+
+// operatorCommands are what OperatorPropose accepts.
+var operatorCommands = map[commandpb.CommandType]bool{
+	commandpb.CommandType_SET_POLICY:   true,
+	commandpb.CommandType_APPROVE_EXIT: true,
+	commandpb.CommandType_DISABLE_KEY:  true,
+}
+
+// OperatorPropose implements nodepb.NodeServer.
+func (s *Server) OperatorPropose(ctx context.Context, req *nodepb.ProposeRequest) (*nodepb.ProposeResponse, error) {
+	op, err := operator(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !operatorCommands[req.Type] {
+		return nil, status.Errorf(codes.InvalidArgument, "%v is not an operator command here", req.Type)
+	}
+	if s.OperatorCommandsDisabled {
+		return nil, status.Error(codes.FailedPrecondition, "unsigned operator commands are disabled: use signed operator commands")
+	}
+	if s.Raft.State() != raft.Leader {
+		var out *nodepb.ProposeResponse
+		err := s.toLeader(ctx, op, func(ctx context.Context, nc nodepb.NodeClient) error {
+			var e error
+			out, e = nc.OperatorPropose(ctx, req)
+			return e
+		})
+		return out, err
+	}
+	resp, err := s.Service.ProposeRaw(ctx, req.Type, req.Payload, s.NodeID)
+	switch {
+	case err == nil:
+		return &nodepb.ProposeResponse{Index: resp.Index}, nil
+	case resp.Index != 0:
+		return nil, status.Errorf(codes.FailedPrecondition, "rejected at index %d: %v", resp.Index, err)
+	default:
+		return nil, status.Error(Code(err), err.Error())
+	}
+}

@@ -37,6 +37,9 @@ type Server struct {
 	Service *leader.Service
 	// Forward, when set, sends control-plane writes to the Raft leader.
 	Forward *Forwarder
+	// OperatorCommandsDisabled refuses OperatorPropose (when signed
+	// operator commands are in force).
+	OperatorCommandsDisabled bool
 }
 
 // NewGRPCServer returns a gRPC server with Regent's interceptors (recovery,

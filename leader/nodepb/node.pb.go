@@ -755,13 +755,14 @@ const file_leader_nodepb_node_proto_rawDesc = "" +
 	"\rRecordOutcome\x12\x1a\n" +
 	"\bdecision\x18\x01 \x01(\tR\bdecision\x12\x12\n" +
 	"\x04rule\x18\x02 \x01(\tR\x04rule\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason2\xf4\x02\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason2\xc8\x03\n" +
 	"\x04Node\x12G\n" +
 	"\x06Status\x12\x1d.regent.node.v1.StatusRequest\x1a\x1e.regent.node.v1.StatusResponse\x12G\n" +
 	"\x06Record\x12\x1d.regent.node.v1.RecordRequest\x1a\x1e.regent.node.v1.RecordResponse\x12F\n" +
 	"\x05Check\x12\x1d.regent.node.v1.RecordRequest\x1a\x1e.regent.node.v1.RecordResponse\x12F\n" +
 	"\aAddKeys\x12\x1a.regent.command.v1.AddKeys\x1a\x1f.regent.node.v1.AddKeysResponse\x12J\n" +
-	"\aPropose\x12\x1e.regent.node.v1.ProposeRequest\x1a\x1f.regent.node.v1.ProposeResponseB/Z-github.com/regent-signer/regent/leader/nodepbb\x06proto3"
+	"\aPropose\x12\x1e.regent.node.v1.ProposeRequest\x1a\x1f.regent.node.v1.ProposeResponse\x12R\n" +
+	"\x0fOperatorPropose\x12\x1e.regent.node.v1.ProposeRequest\x1a\x1f.regent.node.v1.ProposeResponseB/Z-github.com/regent-signer/regent/leader/nodepbb\x06proto3"
 
 var (
 	file_leader_nodepb_node_proto_rawDescOnce sync.Once
@@ -802,13 +803,15 @@ var file_leader_nodepb_node_proto_depIdxs = []int32{
 	7,  // 7: regent.node.v1.Node.Check:input_type -> regent.node.v1.RecordRequest
 	12, // 8: regent.node.v1.Node.AddKeys:input_type -> regent.command.v1.AddKeys
 	0,  // 9: regent.node.v1.Node.Propose:input_type -> regent.node.v1.ProposeRequest
-	4,  // 10: regent.node.v1.Node.Status:output_type -> regent.node.v1.StatusResponse
-	8,  // 11: regent.node.v1.Node.Record:output_type -> regent.node.v1.RecordResponse
-	8,  // 12: regent.node.v1.Node.Check:output_type -> regent.node.v1.RecordResponse
-	2,  // 13: regent.node.v1.Node.AddKeys:output_type -> regent.node.v1.AddKeysResponse
-	1,  // 14: regent.node.v1.Node.Propose:output_type -> regent.node.v1.ProposeResponse
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
+	0,  // 10: regent.node.v1.Node.OperatorPropose:input_type -> regent.node.v1.ProposeRequest
+	4,  // 11: regent.node.v1.Node.Status:output_type -> regent.node.v1.StatusResponse
+	8,  // 12: regent.node.v1.Node.Record:output_type -> regent.node.v1.RecordResponse
+	8,  // 13: regent.node.v1.Node.Check:output_type -> regent.node.v1.RecordResponse
+	2,  // 14: regent.node.v1.Node.AddKeys:output_type -> regent.node.v1.AddKeysResponse
+	1,  // 15: regent.node.v1.Node.Propose:output_type -> regent.node.v1.ProposeResponse
+	1,  // 16: regent.node.v1.Node.OperatorPropose:output_type -> regent.node.v1.ProposeResponse
+	11, // [11:17] is the sub-list for method output_type
+	5,  // [5:11] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name

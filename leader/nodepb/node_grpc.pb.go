@@ -22,11 +22,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Node_Status_FullMethodName  = "/regent.node.v1.Node/Status"
-	Node_Record_FullMethodName  = "/regent.node.v1.Node/Record"
-	Node_Check_FullMethodName   = "/regent.node.v1.Node/Check"
-	Node_AddKeys_FullMethodName = "/regent.node.v1.Node/AddKeys"
-	Node_Propose_FullMethodName = "/regent.node.v1.Node/Propose"
+	Node_Status_FullMethodName          = "/regent.node.v1.Node/Status"
+	Node_Record_FullMethodName          = "/regent.node.v1.Node/Record"
+	Node_Check_FullMethodName           = "/regent.node.v1.Node/Check"
+	Node_AddKeys_FullMethodName         = "/regent.node.v1.Node/AddKeys"
+	Node_Propose_FullMethodName         = "/regent.node.v1.Node/Propose"
+	Node_OperatorPropose_FullMethodName = "/regent.node.v1.Node/OperatorPropose"
 )
 
 // NodeClient is the client API for Node service.
@@ -49,6 +50,11 @@ type NodeClient interface {
 	// Propose forwards one command from a region to the Raft leader (region
 	// nodes only; one hop). The leader stamps the calling region as proposer.
 	Propose(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*ProposeResponse, error)
+	// OperatorPropose commits one control-plane command for an operator
+	// (operators only; forwarded to the leader). Allowed: SET_POLICY,
+	// APPROVE_EXIT, DISABLE_KEY. Superseded by multi-operator signed
+	// commands when the failover module is enabled.
+	OperatorPropose(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*ProposeResponse, error)
 }
 
 type nodeClient struct {
@@ -109,6 +115,16 @@ func (c *nodeClient) Propose(ctx context.Context, in *ProposeRequest, opts ...gr
 	return out, nil
 }
 
+func (c *nodeClient) OperatorPropose(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*ProposeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProposeResponse)
+	err := c.cc.Invoke(ctx, Node_OperatorPropose_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeServer is the server API for Node service.
 // All implementations must embed UnimplementedNodeServer
 // for forward compatibility.
@@ -129,6 +145,11 @@ type NodeServer interface {
 	// Propose forwards one command from a region to the Raft leader (region
 	// nodes only; one hop). The leader stamps the calling region as proposer.
 	Propose(context.Context, *ProposeRequest) (*ProposeResponse, error)
+	// OperatorPropose commits one control-plane command for an operator
+	// (operators only; forwarded to the leader). Allowed: SET_POLICY,
+	// APPROVE_EXIT, DISABLE_KEY. Superseded by multi-operator signed
+	// commands when the failover module is enabled.
+	OperatorPropose(context.Context, *ProposeRequest) (*ProposeResponse, error)
 	mustEmbedUnimplementedNodeServer()
 }
 
@@ -153,6 +174,9 @@ func (UnimplementedNodeServer) AddKeys(context.Context, *commandpb.AddKeys) (*Ad
 }
 func (UnimplementedNodeServer) Propose(context.Context, *ProposeRequest) (*ProposeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Propose not implemented")
+}
+func (UnimplementedNodeServer) OperatorPropose(context.Context, *ProposeRequest) (*ProposeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method OperatorPropose not implemented")
 }
 func (UnimplementedNodeServer) mustEmbedUnimplementedNodeServer() {}
 func (UnimplementedNodeServer) testEmbeddedByValue()              {}
@@ -265,6 +289,24 @@ func _Node_Propose_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Node_OperatorPropose_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProposeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServer).OperatorPropose(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Node_OperatorPropose_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServer).OperatorPropose(ctx, req.(*ProposeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Node_ServiceDesc is the grpc.ServiceDesc for Node service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -291,6 +333,10 @@ var Node_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Propose",
 			Handler:    _Node_Propose_Handler,
+		},
+		{
+			MethodName: "OperatorPropose",
+			Handler:    _Node_OperatorPropose_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -168,7 +168,7 @@ type Manager struct {
 	gauges   ManagerStats
 
 	passes, synced, syncFailures, removed, removeFailures atomic.Uint64
-	registerFailures, localReadFailures, wrongWrapTotal  atomic.Uint64
+	registerFailures, localReadFailures, wrongWrapTotal   atomic.Uint64
 }
 
 type retry struct {

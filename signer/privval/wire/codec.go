@@ -28,11 +28,15 @@ const (
 // Framing
 
 // ReadFrame reads one length-delimited frame: a uvarint length, then that
-// many bytes. A length above max is ErrTooLarge (nothing after the prefix is
+// many bytes. max ≤ 0 means DefaultMaxMessageSize. A length above max is
+// ErrTooLarge (nothing after the prefix is
 // read); a length prefix longer than 10 bytes is ErrMalformed; a short body is
 // io.ErrUnexpectedEOF. Memory grows with the bytes received, never with the
 // declared length alone. Any error leaves the stream unusable.
 func ReadFrame(r io.Reader, max int) ([]byte, error) {
+	if max <= 0 {
+		max = DefaultMaxMessageSize
+	}
 	br, ok := r.(io.ByteReader)
 	if !ok {
 		br = byteReader{r}
@@ -47,13 +51,12 @@ func ReadFrame(r io.Reader, max int) ([]byte, error) {
 	n := int(l)
 	buf := make([]byte, 0, min(n, readChunk))
 	for len(buf) < n {
-		want := min(n-len(buf), readChunk)
-		if cap(buf)-len(buf) < want {
-			grown := make([]byte, len(buf), min(n, 2*cap(buf)+want))
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(n, 2*cap(buf)))
 			copy(grown, buf)
 			buf = grown
 		}
-		m, err := io.ReadFull(r, buf[len(buf):len(buf)+want])
+		m, err := io.ReadFull(r, buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+m]
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -101,12 +104,9 @@ const binary64MaxLen = 10
 // NewReader returns a buffered reader suited to ReadFrame on a connection.
 func NewReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, 4096) }
 
-// ReadMessage reads and decodes one frame. A frame error (see ReadFrame)
-// leaves the stream unusable; a decoding error (wrapping ErrMalformed) does
-// not: the frame was consumed whole. Use errors.Is(err, ErrMalformed) to tell
-// them apart... except that a malformed length prefix also wraps
-// ErrMalformed, so callers that need the distinction should call ReadFrame
-// and DecodeMessage themselves.
+// ReadMessage reads and decodes one frame. A caller that must tell a broken
+// stream (ReadFrame's errors) from a well-framed but undecodable message
+// (DecodeMessage's) calls the two itself.
 func ReadMessage(r io.Reader, max int) (Message, error) {
 	b, err := ReadFrame(r, max)
 	if err != nil {

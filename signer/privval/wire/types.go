@@ -169,9 +169,13 @@ type Message struct {
 }
 
 // Kind names the member set, for logs and metrics: "pub_key_request",
-// "sign_vote_request", ..., or "empty".
+// "sign_vote_request", ..., "empty" when none is set, "invalid" when
+// several are.
 func (m Message) Kind() string {
-	n, _ := m.member()
+	n, count := m.member()
+	if count > 1 {
+		return "invalid"
+	}
 	switch n {
 	case 1:
 		return "pub_key_request"
