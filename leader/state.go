@@ -444,9 +444,22 @@ func (s *State) applyAddKey(e fsm.Entry) (any, error) {
 		if prev.Scheme != k.Scheme || prev.Network != k.Network {
 			return nil, fmt.Errorf("%w: key %d (%x) is %v on %s", ErrKeyConflict, i, k.Pubkey, prev.Scheme, prev.Network)
 		}
+		if prev.Disabled && len(k.Wrapped) > 0 {
+			return nil, fmt.Errorf("%w: key %d (%x) is disabled; it cannot receive secrets", ErrKeyConflict, i, k.Pubkey)
+		}
 	}
 	added := 0
 	for _, k := range cmd.Keys {
+		if prev, ok := s.keys[string(k.Pubkey)]; ok {
+			// A known key (registered by an interchange import, or wrapped
+			// before a region existed) gains secrets for regions it lacks.
+			for _, w := range k.Wrapped {
+				if _, has := prev.WrappedFor(w.Region); !has {
+					prev.Wrapped = append(prev.Wrapped, cloneWrapped([]*commandpb.WrappedSecret{w})...)
+				}
+			}
+			continue
+		}
 		if _, ok := fresh[string(k.Pubkey)]; !ok {
 			continue
 		}

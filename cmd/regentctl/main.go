@@ -69,7 +69,7 @@ Every command accepts --output json.`,
 	pf.StringVar(&g.key, "tls-key", "", "operator private key (PEM)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	pf.StringVar(&g.timeout, "timeout", "3s", "per-region timeout")
-	root.AddCommand(newStatusCmd(g), newPKICmd(g), newPolicyCmd(g), newExitCmd(g), newKeysCmd(g))
+	root.AddCommand(newStatusCmd(g), newPKICmd(g), newPolicyCmd(g), newExitCmd(g), newKeysCmd(g), newEth2Cmd(g))
 	return root
 }
 

@@ -54,5 +54,7 @@
 //     a key through this API.
 //   - A key the KeyImporter registered but has not yet installed in this
 //     region (ErrPending) answers "imported" with a message saying so.
-//   - Every key is reported readonly=false: any of them can be deleted here.
+//   - readonly and derivation_path are what the KeyImporter reports; the
+//     list shows only keys the registry holds as enabled BLS keys of the
+//     configured network.
 package keymanager

@@ -15,7 +15,8 @@
 //     the sign endpoint would answer; it records and signs nothing.
 //   - GET /api/v1/eth2/publicKeys: the enabled BLS keys of the configured
 //     network that the caller's policy covers, as a JSON array of 0x-hex.
-//   - GET /upcheck: 200 "OK" while the process serves HTTP.
+//   - GET /upcheck: 200 "OK" (text/plain) while the process serves HTTP;
+//     {"status":"OK"} to a client that asks for JSON (Nimbus does).
 //   - GET /healthcheck: a Web3Signer-shaped JSON health report (status,
 //     checks, outcome) built from a HealthReporter: lease, keys, quorum.
 //   - NewServer: an *http.Server with read, write and idle timeouts.

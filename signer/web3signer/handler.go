@@ -166,7 +166,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r)
 }
 
-func upcheck(w http.ResponseWriter, _ *http.Request) {
+// upcheck answers "OK" as Web3Signer does (text/plain), or {"status":"OK"}
+// to a client that prefers JSON (Nimbus asks for application/json).
+func upcheck(w http.ResponseWriter, r *http.Request) {
+	if wantsJSON(r) {
+		writeJSON(w, http.StatusOK, struct {
+			Status string `json:"status"`
+		}{"OK"})
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write([]byte("OK"))

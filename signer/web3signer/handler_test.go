@@ -422,8 +422,12 @@ func TestPublicKeys(t *testing.T) {
 func TestUpcheckAndHealthcheck(t *testing.T) {
 	f := newFixture(t, newDevPKI(t))
 	w := f.do(f.h, http.MethodGet, "/upcheck", nil, "", nil)
-	if w.Code != 200 || w.Body.String() != "OK" {
+	if w.Code != 200 || w.Body.String() != "OK" || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") {
 		t.Fatalf("upcheck %d %q", w.Code, w.Body)
+	}
+	w = f.do(f.h, http.MethodGet, "/upcheck", nil, "", map[string]string{"Accept": "application/json"})
+	if w.Code != 200 || w.Body.String() != `{"status":"OK"}` {
+		t.Fatalf("upcheck json %d %q", w.Code, w.Body)
 	}
 	rows := []struct {
 		name   string
