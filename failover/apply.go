@@ -958,4 +958,3 @@ func (s *State) disableKey(ls *leader.State, e fsm.Entry, c *signed, d *delegate
 	}
 	return applied{reason: dk.GetReason(), detail: fmt.Sprintf("key %x disabled", dk.GetPubkey())}, nil
 }
-

@@ -478,10 +478,40 @@ func (s *Service) keeper() {
 }
 
 // Barrier waits until every entry committed before the call is applied on
-// this node. A new lease holder runs it before its first signature.
+// this node. A new lease holder runs it before its first signature. On a
+// follower it commits a no-op through the leader and waits for its own
+// apply of it, which has the same effect.
 func (s *Service) Barrier(timeout time.Duration) error {
-	if err := s.cfg.Raft.Barrier(timeout).Error(); err != nil {
-		return mapApplyError(err)
+	if s.cfg.Raft.State() == raft.Leader || s.cfg.Forward == nil {
+		if err := s.cfg.Raft.Barrier(timeout).Error(); err != nil {
+			return mapApplyError(err)
+		}
+		return nil
 	}
-	return nil
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	resp, err := s.Propose(ctx, commandpb.CommandType_NOOP, &commandpb.Noop{Note: "barrier " + s.cfg.NodeID})
+	if err != nil {
+		return err
+	}
+	return s.waitApplied(ctx, resp.Index)
+}
+
+// waitApplied waits until the local FSM applied index.
+func (s *Service) waitApplied(ctx context.Context, index uint64) error {
+	for {
+		s.rmu.Lock()
+		applied, advance := s.applied, s.advance
+		s.rmu.Unlock()
+		if applied >= index {
+			return nil
+		}
+		select {
+		case <-advance:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for local apply of %d: %w", ErrUnavailable, index, ctx.Err())
+		case <-s.stop:
+			return ErrClosed
+		}
+	}
 }

@@ -432,6 +432,15 @@ func (s *State) applyAddKey(e fsm.Entry) (any, error) {
 		if err := validateKey(k); err != nil {
 			return nil, fmt.Errorf("key %d: %w", i, err)
 		}
+		for _, w := range k.Wrapped {
+			r, ok := s.regions[w.Region]
+			if !ok {
+				return nil, fmt.Errorf("%w: key %d (%x) carries a secret for %q, which has published no wrapping key", ErrInvalidKey, i, k.Pubkey, w.Region)
+			}
+			if string(r.WrapKeyID) != string(w.WrapKeyId) {
+				return nil, fmt.Errorf("%w: key %d (%x): secret for %q is wrapped under key %x, region's key is %x", ErrInvalidKey, i, k.Pubkey, w.Region, w.WrapKeyId, r.WrapKeyID)
+			}
+		}
 		prev, ok := s.keys[string(k.Pubkey)]
 		if !ok {
 			prev2, dup := fresh[string(k.Pubkey)]

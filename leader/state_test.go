@@ -650,3 +650,66 @@ func TestExtensionSnapshotAndTruncation(t *testing.T) {
 		t.Fatal("a node without the extension restored its section")
 	}
 }
+
+func TestAddKeysMergesWrappedSecrets(t *testing.T) {
+	m := machine(t, 0)
+	ids := map[string][]byte{}
+	for _, r := range []string{"dc1", "dc2", "dc3"} {
+		der := wrapKeyDER(t, 2048)
+		if err := applyAs(t, m, r, commandpb.CommandType_REGISTER_REGION, &commandpb.RegisterRegion{Region: r, WrapPublicKey: der}); err != nil {
+			t.Fatal(err)
+		}
+		id := sha256.Sum256(der)
+		ids[r] = id[:]
+	}
+	w := func(region string, b byte) *commandpb.WrappedSecret {
+		return &commandpb.WrappedSecret{Region: region, Ciphertext: []byte{b}, WrapKeyId: ids[region]}
+	}
+	key := func(ws ...*commandpb.WrappedSecret) *commandpb.AddKeys {
+		return &commandpb.AddKeys{Keys: []*commandpb.AddKey{{Pubkey: blsKey(1), Scheme: commandpb.Scheme_SCHEME_BLS12381, Network: RootHex(testGVR), Wrapped: ws}}}
+	}
+	// Registered without secrets (as an interchange import does), then the
+	// keystore import adds them; a later re-wrap adds a new region only.
+	for i, cmd := range []*commandpb.AddKeys{key(), key(w("dc1", 1), w("dc2", 2)), key(w("dc2", 9), w("dc3", 3))} {
+		if _, err := m.Apply(commandpb.CommandType_ADD_KEY, cmd); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	var k Key
+	m.FSM.View(func(s *State, _ uint64) { k, _ = s.Key(blsKey(1)) })
+	got := map[string]byte{}
+	for _, x := range k.Wrapped {
+		got[x.Region] = x.Ciphertext[0]
+	}
+	if len(got) != 3 || got["dc1"] != 1 || got["dc2"] != 2 || got["dc3"] != 3 {
+		t.Fatalf("wrapped = %v, want dc1:1 dc2:2 (kept) dc3:3", got)
+	}
+	bad := []struct {
+		name string
+		cmd  *commandpb.AddKeys
+	}{
+		{"unregistered region", &commandpb.AddKeys{Keys: []*commandpb.AddKey{{Pubkey: blsKey(2), Scheme: commandpb.Scheme_SCHEME_BLS12381,
+			Network: RootHex(testGVR), Wrapped: []*commandpb.WrappedSecret{{Region: "dc9", Ciphertext: []byte{1}, WrapKeyId: sroot("x")}}}}}},
+		{"wrong wrap key id", &commandpb.AddKeys{Keys: []*commandpb.AddKey{{Pubkey: blsKey(2), Scheme: commandpb.Scheme_SCHEME_BLS12381,
+			Network: RootHex(testGVR), Wrapped: []*commandpb.WrappedSecret{{Region: "dc1", Ciphertext: []byte{1}, WrapKeyId: ids["dc2"]}}}}}},
+	}
+	for _, b := range bad {
+		before := stateBytes(t, m)
+		if _, err := m.Apply(commandpb.CommandType_ADD_KEY, b.cmd); !errors.Is(err, ErrInvalidKey) {
+			t.Fatalf("%s: %v, want ErrInvalidKey", b.name, err)
+		}
+		if !bytes.Equal(before, stateBytes(t, m)) {
+			t.Fatalf("%s: refused AddKeys changed the state", b.name)
+		}
+	}
+	if _, err := m.Apply(commandpb.CommandType_DISABLE_KEY, &commandpb.DisableKey{Pubkey: blsKey(1)}); err != nil {
+		t.Fatal(err)
+	}
+	before := stateBytes(t, m)
+	if _, err := m.Apply(commandpb.CommandType_ADD_KEY, key(w("dc3", 4))); !errors.Is(err, ErrKeyConflict) {
+		t.Fatalf("secrets for a disabled key: %v, want ErrKeyConflict", err)
+	}
+	if !bytes.Equal(before, stateBytes(t, m)) {
+		t.Fatal("refused AddKeys changed the state")
+	}
+}

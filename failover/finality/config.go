@@ -22,7 +22,10 @@ const (
 	// network.
 	DefaultSlotsPerEpoch = 32
 	// MaxSlotsPerEpoch bounds EthChain.SlotsPerEpoch.
-	MaxSlotsPerEpoch = 1 << 20
+	MaxSlotsPerEpoch = 1024
+	// MaxEndpointLen bounds an endpoint URL's length (it is logged,
+	// labelled and carried in evidence).
+	MaxEndpointLen = 256
 	// MinResponseBytes and MaxResponseBytesLimit bound
 	// Config.MaxResponseBytes.
 	MinResponseBytes      = 512
@@ -83,8 +86,10 @@ type Config struct {
 	Comet []CometChain
 
 	// HTTPClient makes every request. nil means a client of this package's
-	// own (no global state touched). Put TLS roots or client certificates
-	// for https endpoints in its Transport.
+	// own (no global state touched) that does not follow redirects (a 3xx
+	// answer fails the endpoint with ErrHTTPStatus). Put TLS roots or
+	// client certificates for https endpoints in its Transport; a client
+	// given here keeps its own redirect policy.
 	HTTPClient *http.Client
 	// RequestTimeout bounds each HTTP request, body included.
 	RequestTimeout time.Duration
@@ -225,6 +230,9 @@ func checkEndpoints(where string, eps []string, quorum int) error {
 // parseEndpoint checks a base URL and returns it normalised: scheme and
 // host lower case, no trailing slash.
 func parseEndpoint(raw string) (*url.URL, error) {
+	if len(raw) > MaxEndpointLen {
+		return nil, fmt.Errorf("endpoint %q: longer than %d bytes", clip(raw), MaxEndpointLen)
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %q: %v", clip(raw), err)

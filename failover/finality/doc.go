@@ -66,8 +66,11 @@
 //  3. The candidate height H is the q-th largest latest height. Every
 //     endpoint at or above H is asked for /commit?height=H. If any two of
 //     the commits obtained name different block hashes: ErrConflict. If
-//     fewer than q commits were obtained: ErrNoQuorum. Otherwise height H
-//     with that hash is agreed (CometBFT finality is immediate).
+//     fewer than q commits were obtained, the endpoints whose commit failed
+//     are dropped and step 2-3 run again without them (so one endpoint
+//     cannot stall agreement by claiming a height it does not back with a
+//     commit); when nothing more can be dropped: ErrNoQuorum. Otherwise
+//     height H with that hash is agreed (CometBFT finality is immediate).
 //
 // Quorum must be a majority of the configured endpoints (Validate refuses
 // less), so two disjoint sets of endpoints can never both decide. Nothing

@@ -233,10 +233,17 @@ func (c *manualClock) After(d time.Duration) <-chan time.Time {
 
 // tick waits (with a deadline) for the watcher to start waiting, advances
 // the clock by d and wakes it.
-func (c *manualClock) tick(t *testing.T, d time.Duration) {
+func (c *manualClock) tick(t *testing.T, d time.Duration) { c.step(t, d, nil) }
+
+// step is tick with a change of the world made while the watcher is
+// blocked between two rounds, so the next round is the first to see it.
+func (c *manualClock) step(t *testing.T, d time.Duration, change func()) {
 	t.Helper()
 	select {
 	case ch := <-c.afters:
+		if change != nil {
+			change()
+		}
 		c.mu.Lock()
 		c.now = c.now.Add(d)
 		now := c.now

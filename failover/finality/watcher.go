@@ -168,7 +168,9 @@ type CometResult struct {
 	ChainID  string
 	Err      error // as for EthResult
 	Finality CometFinality
-	Answers  []CometAnswer // every usable status answer, sorted by endpoint
+	// Answers are every usable /status answer, sorted by endpoint; an
+	// endpoint whose commit then failed is in Failures as well.
+	Answers  []CometAnswer
 	Failures []EndpointFailure
 }
 
@@ -231,7 +233,12 @@ func New(cfg Config) (*Watcher, error) {
 	}
 	client := cfg.HTTPClient
 	if client == nil {
-		client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		client = &http.Client{
+			Transport: http.DefaultTransport.(*http.Transport).Clone(),
+			// An endpoint answers for itself: a redirect to another host
+			// would let one operator's node stand in for another's.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 	}
 	w.fetch = fetcher{client: client, timeout: cfg.RequestTimeout, limit: cfg.MaxResponseBytes}
 	for _, ch := range cfg.Eth {
@@ -268,7 +275,7 @@ func New(cfg Config) (*Watcher, error) {
 func (w *Watcher) Metrics() *Metrics { return w.m }
 
 // Last returns the report of the most recent round (Check or a WaitPast
-// round); zero before the first.
+// round); zero before the first. The caller must not modify it.
 func (w *Watcher) Last() Report {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -402,14 +409,14 @@ func (w *Watcher) round(ctx context.Context, es []*ethWatch, cs []*cometWatch) R
 	return rep
 }
 
-// askAll runs fn for every endpoint concurrently and returns the results in
-// endpoint order.
-func askAll[T any](eps []endpoint, fn func(endpoint) (T, error)) ([]T, []error) {
-	out := make([]T, len(eps))
-	errs := make([]error, len(eps))
+// askAll runs fn for every item concurrently and returns the results in
+// item order.
+func askAll[I, T any](items []I, fn func(I) (T, error)) ([]T, []error) {
+	out := make([]T, len(items))
+	errs := make([]error, len(items))
 	var wg sync.WaitGroup
-	for i, ep := range eps {
-		wg.Go(func() { out[i], errs[i] = fn(ep) })
+	for i, it := range items {
+		wg.Go(func() { out[i], errs[i] = fn(it) })
 	}
 	wg.Wait()
 	return out, errs
@@ -515,42 +522,52 @@ func (w *Watcher) checkComet(ctx context.Context, c *cometWatch) CometResult {
 		}
 	}
 	slices.SortFunc(res.Answers, func(a, b CometAnswer) int { return strings.Compare(a.Endpoint, b.Endpoint) })
-	height, err := cometHeight(res.Answers, c.quorum)
-	if err == nil {
-		// Ask every endpoint that reached height for the block it
-		// committed there.
-		type ask struct {
-			i  int
-			st CometAnswer
-		}
-		var asks []ask
+	// Phase 2. Ask every endpoint at or above the candidate height for the
+	// block it committed there. An endpoint whose commit cannot be had is
+	// dropped and the candidate height recomputed without it, so that one
+	// endpoint cannot stall agreement by claiming a height it will not
+	// back with a commit. Each pass drops at least one endpoint or ends.
+	var height int64
+	var err error
+	for {
+		var live []CometAnswer
 		for i := range c.eps {
-			if failed[i] == nil && statuses[i].LatestHeight >= height {
-				asks = append(asks, ask{i, statuses[i]})
+			if failed[i] == nil {
+				live = append(live, statuses[i])
 			}
 		}
-		commits := make([]CometAnswer, len(asks))
-		cerrs := make([]error, len(asks))
-		var wg sync.WaitGroup
-		for j, a := range asks {
-			wg.Go(func() { commits[j], cerrs[j] = w.askCommit(ctx, c, c.eps[a.i], a.st, height) })
+		if height, err = cometHeight(live, c.quorum); err != nil {
+			break
 		}
-		wg.Wait()
+		var asked []int
+		for i := range c.eps {
+			if failed[i] == nil && statuses[i].LatestHeight >= height {
+				asked = append(asked, i)
+			}
+		}
+		commits, cerrs := askAll(asked, func(i int) (CometAnswer, error) {
+			return w.askCommit(ctx, c, c.eps[i], statuses[i], height)
+		})
 		var ok []CometAnswer
-		for j, a := range asks {
+		dropped := false
+		for j, i := range asked {
 			if cerrs[j] != nil {
-				failed[a.i] = cerrs[j]
+				failed[i], dropped = cerrs[j], true
 				continue
 			}
 			ok = append(ok, commits[j])
 		}
 		var hash [32]byte
 		var agreeing []CometAnswer
-		if hash, agreeing, err = cometAgree(ok, height, c.quorum); err == nil {
+		hash, agreeing, err = cometAgree(ok, height, c.quorum)
+		if err == nil {
 			res.Finality = CometFinality{
 				ChainID: c.chainID, Height: height, BlockHash: hash,
 				Quorum: c.quorum, Endpoints: len(c.eps), Agreeing: agreeing,
 			}
+		}
+		if err == nil || errors.Is(err, ErrConflict) || !dropped {
+			break
 		}
 	}
 	for i, ep := range c.eps {

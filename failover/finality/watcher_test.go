@@ -160,10 +160,8 @@ func TestWaitPastFollowsFinality(t *testing.T) {
 	w := mustWatcher(t, ethConfig(clk, gvrA, a, b, c))
 	done := startWait(context.Background(), w, ethMark(200, 6))
 	// Round 1 sees epoch 5 everywhere. One node advances: not a quorum.
-	fa.set(func(f *fakeBeacon) { f.epoch = 7 })
-	clk.tick(t, time.Second) // round 2: 7/5/5 → 5, still waiting
-	fb.set(func(f *fakeBeacon) { f.epoch = 8 })
-	clk.tick(t, time.Second) // round 3: 7/8/5 → 7
+	clk.step(t, time.Second, func() { fa.set(func(f *fakeBeacon) { f.epoch = 7 }) }) // round 2: 7/5/5 → 5
+	clk.step(t, time.Second, func() { fb.set(func(f *fakeBeacon) { f.epoch = 8 }) }) // round 3: 7/8/5 → 7
 	r := await(t, done)
 	if r.err != nil || r.ev.Eth[0].Epoch != 7 || len(r.ev.Eth[0].Agreeing) != 2 {
 		t.Fatalf("got %+v, %v", r.ev, r.err)
@@ -341,6 +339,17 @@ func TestAllowOptimistic(t *testing.T) {
 	}
 }
 
+func TestRedirectNotFollowed(t *testing.T) {
+	_, good := newBeacon(t, gvrA, 10)
+	redir := httptest.NewServer(http.RedirectHandler(good+pathGenesis, http.StatusFound))
+	defer redir.Close()
+	w := mustWatcher(t, ethConfig(newManualClock(), gvrA, redir.URL))
+	r := w.Check(context.Background()).Eth[0]
+	if !errors.Is(r.Err, ErrNoQuorum) || len(r.Failures) != 1 || !errors.Is(r.Failures[0].Err, ErrHTTPStatus) {
+		t.Fatalf("result %+v", r)
+	}
+}
+
 func TestRequestTimeout(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
@@ -480,7 +489,9 @@ func TestCometFaults(t *testing.T) {
 		wantHeight int64
 		failReason string // of endpoint a, "" for none
 	}{
-		{"liar far ahead, no commit there", func(a, b, c *fakeComet) { a.height = 1 << 40; a.noCommit = true }, ErrNoQuorum, 0, "rpc_error"},
+		{"liar far ahead, no commit there", func(a, b, c *fakeComet) { a.height = 1 << 40; a.noCommit = true }, nil, 100, "rpc_error"},
+		{"two ahead, one refuses its commit", func(a, b, c *fakeComet) { a.height = 1 << 40; a.noCommit = true; b.height = 120 }, nil, 100, "rpc_error"},
+		{"two refuse their commits", func(a, b, c *fakeComet) { a.noCommit = true; b.noCommit = true }, ErrNoQuorum, 0, "rpc_error"},
 		{"liar far ahead, honest commit", func(a, b, c *fakeComet) { a.height = 1 << 40 }, nil, 100, ""},
 		{"liar far ahead, forged commit", func(a, b, c *fakeComet) { a.height = 1 << 40; a.commitFork = &fork1 }, ErrConflict, 0, ""},
 		{"same height different block", func(a, b, c *fakeComet) { a.fork = 1 }, ErrConflict, 0, ""},
@@ -530,10 +541,8 @@ func TestCometWaitsWhileDown(t *testing.T) {
 	w := mustWatcher(t, cometConfig(clk, "chain-1", a, b, deadURL(t)))
 	done := startWait(context.Background(), w, cometMark(60))
 	// Round 1: 50/50, third endpoint down. Then a advances alone.
-	fa.set(func(f *fakeComet) { f.height = 70 })
-	clk.tick(t, time.Second) // round 2: 70/50 → 50, still waiting
-	fb.set(func(f *fakeComet) { f.height = 65 })
-	clk.tick(t, time.Second) // round 3: 70/65 → 65
+	clk.step(t, time.Second, func() { fa.set(func(f *fakeComet) { f.height = 70 }) }) // round 2: 70/50 → 50
+	clk.step(t, time.Second, func() { fb.set(func(f *fakeComet) { f.height = 65 }) }) // round 3: 70/65 → 65
 	r := await(t, done)
 	if r.err != nil || r.ev.Comet[0].Height != 65 || r.ev.Comet[0].BlockHash != testRoot(0, 65) {
 		t.Fatalf("got %+v, %v", r.ev, r.err)

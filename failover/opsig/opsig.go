@@ -138,6 +138,9 @@ func Verify(pub crypto.PublicKey, body, sig []byte) error {
 // signer's public key before returning it, so a faulty HSM cannot hand out
 // a signature the cluster would refuse.
 func Sign(signer crypto.Signer, body []byte) ([]byte, error) {
+	if signer == nil {
+		return nil, fmt.Errorf("%w: no signer", ErrUnsupportedKey)
+	}
 	pub := signer.Public()
 	if err := checkKey(pub); err != nil {
 		return nil, err

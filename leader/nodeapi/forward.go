@@ -113,6 +113,7 @@ var forwardable = map[commandpb.CommandType]bool{
 	commandpb.CommandType_DISABLE_KEY:        true,
 	commandpb.CommandType_REGISTER_REGION:    true,
 	commandpb.CommandType_IMPORT_INTERCHANGE: true,
+	commandpb.CommandType_NOOP:               true, // read barrier of a follower
 }
 
 // Propose implements nodepb.NodeServer: a region forwards one command. The

@@ -148,8 +148,9 @@ func wrapKeyQuery(label string) []*pkcs11.Attribute {
 // derive; where the token supports CKA_ALLOWED_MECHANISMS it is limited to
 // RSA-OAEP and raw RSA. An existing key is checked against this policy (RSA,
 // at least MinWrapKeyBits, sensitive, non-extractable, decrypt only) and
-// refused with ErrKeyPolicy otherwise. Another kind of object carrying the
-// label fails with ErrKeyExists.
+// refused with ErrKeyPolicy otherwise (so is a private key of another type
+// under the label); any other object carrying the label fails with
+// ErrKeyExists, two private keys with ErrAmbiguousLabel.
 //
 // Before returning, a random secret is wrapped to the public key in this
 // process and unwrapped by the token; a key pair that fails this self-test

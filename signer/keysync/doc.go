@@ -48,14 +48,18 @@
 // Choices and known gaps (an operator should know these):
 //
 //   - A key is wrapped for the regions registered when it is imported. A
-//     region that registers later (or re-registers with a new HSM) does not
-//     get it: the sync loop reports it ([ManagerStats].NotWrapped or
-//     WrongWrapKey, with a log line per key) and that region cannot sign with
-//     the key if it becomes the holder. Closing the gap needs a RewrapKeys
-//     command (not built): a region that holds the key unwraps it and
-//     proposes a new WrappedSecret for the newcomer, checked by the FSM
-//     against the registered wrap_key_id. Until then, import after all
-//     regions registered, and watch regent_keysync_not_wrapped_keys.
+//     region that registers later does not get it: its sync loop reports the
+//     key ([ManagerStats].NotWrapped, a log line per key) and it cannot sign
+//     with the key if it becomes the holder. Importing the same keystore (or
+//     key file) again closes the gap: the secret is wrapped for the regions
+//     that lack one and AddKeys attaches it to the registered key. Two cases
+//     stay open and need a RewrapKeys command (not built: a region holding
+//     the key unwraps it and proposes a WrappedSecret for the newcomer,
+//     which the FSM checks against the newcomer's registered wrap_key_id):
+//     the keystore is no longer available, or a region re-registered with a
+//     new HSM, whose old wrapped secret (reported as WrongWrapKey) AddKeys
+//     does not replace. Watch regent_keysync_not_wrapped_keys and
+//     regent_keysync_wrong_wrap_key_keys.
 //   - Keys that the registry does not list are never deleted, only reported
 //     as orphans: a state still catching up after a restart looks exactly
 //     like a registry without the key. Only disabled keys (disabling is

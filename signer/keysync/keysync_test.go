@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"os"
 	"strings"
@@ -160,6 +163,70 @@ func TestKeyImportedBeforeARegionRegisteredIsNotWrappedForIt(t *testing.T) {
 	if _, err := dc3.guard.SignBLS(earlyPK, root); !errors.Is(err, ErrKeyNotHere) || !errors.Is(err, bls.ErrKeyNotLoaded) {
 		t.Fatalf("dc3 signing the early key: %v, want ErrKeyNotHere", err)
 	}
+
+	// Importing the early keystore again wraps it for dc3 only and attaches
+	// that secret; dc3 installs it and its live set follows.
+	var wrappedBefore [][]byte
+	c.m.FSM.View(func(s *leader.State, _ uint64) {
+		k, _ := s.Key(earlyPK[:])
+		for _, w := range k.Wrapped {
+			wrappedBefore = append(wrappedBefore, bytes.Clone(w.Ciphertext))
+		}
+	})
+	if _, err := dc2.mgr.ImportKeystore(ctx, early, "pw"); err != nil {
+		t.Fatalf("re-import for the late region: %v", err)
+	}
+	c.m.FSM.View(func(s *leader.State, _ uint64) {
+		k, _ := s.Key(earlyPK[:])
+		if len(k.Wrapped) != 3 || !bytes.Equal(k.Wrapped[0].Ciphertext, wrappedBefore[0]) || !bytes.Equal(k.Wrapped[1].Ciphertext, wrappedBefore[1]) {
+			t.Fatalf("re-import changed the existing secrets or did not add dc3's: %d secrets", len(k.Wrapped))
+		}
+		if w, ok := k.WrappedFor("dc3"); !ok || len(w.Ciphertext) == 0 {
+			t.Fatalf("no secret for dc3")
+		}
+	})
+	waitFor(t, 10*time.Second, "dc3 sealed the early key", func() bool { return dc3.hasSealed(t, earlyPK) })
+	waitFor(t, 5*time.Second, "dc3 unsealed both keys", func() bool { n, h := dc3.guard.Loaded(); return n == 2 && h })
+	sig, err = dc3.guard.SignBLS(earlyPK, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifyBLS(t, earlyPK, root, sig)
+	if s := dc3.mgr.Stats(); s.NotWrapped != 0 {
+		t.Fatalf("dc3 still reports %d keys not wrapped for it", s.NotWrapped)
+	}
+	// Now every region has it: a third import is a duplicate.
+	before := c.proposals.Load()
+	if _, err := dc1.mgr.ImportKeystore(ctx, early, "pw"); !errors.Is(err, ErrDuplicate) || c.proposals.Load() != before {
+		t.Fatalf("third import: %v", err)
+	}
+}
+
+func TestImportAttachesSecretsToAKeyRegisteredWithoutThem(t *testing.T) {
+	c := newCluster(t, "dc1", "dc2")
+	dc1, dc2 := c.addRegion("dc1", regionOpts{}), c.addRegion("dc2", regionOpts{})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	ks, _, pk := testKeystore(t, "history first", "pw")
+	// The Keymanager API commits the slashing history first, which
+	// registers the key without secrets.
+	ic, err := eth.EncodeInterchange(&eth.Interchange{GenesisValidatorsRoot: eth.Root(testGVR), Data: []eth.InterchangeRecord{{
+		Pubkey: eth.Pubkey(pk), SignedBlocks: []eth.SignedBlock{{Slot: 7}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mustApply("dc1", commandpb.CommandType_IMPORT_INTERCHANGE, &commandpb.ImportInterchange{
+		GenesisValidatorsRoot: testGVR[:], InterchangeJson: ic, RegisterKeys: true})
+	if _, err := dc1.mgr.ImportKeystore(ctx, ks, "pw"); err != nil {
+		t.Fatalf("ImportKeystore of a key registered by its history: %v", err)
+	}
+	waitFor(t, 10*time.Second, "dc2 sealed the key", func() bool { return dc2.hasSealed(t, pk) })
+	c.m.FSM.View(func(s *leader.State, _ uint64) {
+		k, _ := s.Key(pk[:])
+		if len(k.Wrapped) != 2 || k.Disabled {
+			t.Fatalf("registry entry after import: %d secrets, disabled %v", len(k.Wrapped), k.Disabled)
+		}
+	})
 }
 
 func TestLeaseMovesKeysAcrossRegions(t *testing.T) {
@@ -572,7 +639,20 @@ func TestSyncRefusesBadWrappedSecrets(t *testing.T) {
 			w.Ciphertext = ct
 		}, []error{ErrWrappedMismatch}, ""},
 		{"wrapped to another wrap key", func(t *testing.T, w *commandpb.WrappedSecret) {
-			sum := sha256.Sum256([]byte("an old HSM"))
+			// dc3's registration now names a key its HSM does not hold (as
+			// after a restore onto a new HSM that re-registered elsewhere);
+			// the FSM accepts secrets wrapped to the registered key, and
+			// dc3 must notice they are not for its own.
+			k, err := rsa.GenerateKey(rand.Reader, 3072)
+			if err != nil {
+				t.Fatal(err)
+			}
+			der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.mustApply("dc3", commandpb.CommandType_REGISTER_REGION, &commandpb.RegisterRegion{Region: "dc3", WrapPublicKey: der})
+			sum := sha256.Sum256(der)
 			w.WrapKeyId = sum[:]
 		}, nil, "wrong-wrap-key:"},
 	}

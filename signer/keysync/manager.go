@@ -298,15 +298,21 @@ func (m *Manager) WrapKey(ctx context.Context) ([]byte, error) {
 	return bytes.Clone(der), err
 }
 
-// ImportKeystore imports an EIP-2335 keystore: it decrypts it, refuses a key
-// the registry already has (ErrDuplicate), wraps the secret for every
-// region registered in the replicated state, proposes AddKeys (BLS12-381, on
-// the configured network) and zeroes the plaintext. It then waits, bounded
-// by ctx, until this region's sync loop has sealed the key into its store;
-// if ctx ends first the key is registered and the error wraps
-// ErrSyncPending. Regions that register later do not get the key (see the
-// package documentation). A bad keystore or password wraps ErrKeystore and
-// the keystore package's error; nothing is proposed.
+// ImportKeystore imports an EIP-2335 keystore: it decrypts it, wraps the
+// secret for every region registered in the replicated state, proposes
+// AddKeys (BLS12-381, on the configured network) and zeroes the plaintext.
+// It then waits, bounded by ctx, until this region's sync loop has sealed
+// the key into its store; if ctx ends first the key is registered and the
+// error wraps ErrSyncPending.
+//
+// A key the registry already holds is a duplicate (ErrDuplicate, nothing
+// proposed) when it is disabled, registered as another scheme or network,
+// or has a wrapped secret for every registered region. Otherwise (a key an
+// interchange import registered without secrets, or one imported before a
+// region registered) the secret is wrapped for the regions that lack one and
+// attached to it: importing the keystore again is how a late region gets a
+// key. A bad keystore or password wraps ErrKeystore and the keystore
+// package's error; nothing is proposed.
 func (m *Manager) ImportKeystore(ctx context.Context, keystoreJSON []byte, password string) (bls.PublicKey, error) {
 	if m.network == "" {
 		return bls.PublicKey{}, fmt.Errorf("%w: no Ethereum network (GenesisValidatorsRoot) configured", ErrConfig)
@@ -326,11 +332,13 @@ func (m *Manager) ImportKeystore(ctx context.Context, keystoreJSON []byte, passw
 }
 
 // ImportCometBFTKey imports the Ed25519 key of a CometBFT
-// priv_validator_key.json for chainID, as ImportKeystore does for BLS keys:
-// the seed is wrapped for every registered region, proposed with AddKeys
-// (Ed25519, network chainID) and zeroed; every region imports it into its
-// HSM as a non-extractable key labelled EdLabel(pubkey). It waits, bounded
-// by ctx, until this region's HSM holds the key.
+// priv_validator_key.json for chainID, as ImportKeystore does for BLS keys
+// (same duplicate and late-region rules): the seed is wrapped for every
+// registered region, proposed with AddKeys (Ed25519, network chainID) and
+// zeroed; every region imports it into its HSM as a non-extractable key
+// labelled EdLabel(pubkey). It waits, bounded by ctx, until this region's
+// HSM holds the key. A bad file wraps ErrKeystore and hsm.ErrCometBFTKey; an
+// empty or over-long chainID is ErrInvalidInput; nothing is proposed.
 func (m *Manager) ImportCometBFTKey(ctx context.Context, keyJSON []byte, chainID string) (ed25519.PublicKey, error) {
 	if chainID == "" || len(chainID) > maxChainID {
 		return nil, fmt.Errorf("%w: chain id must be 1 to %d bytes", ErrInvalidInput, maxChainID)
@@ -347,42 +355,61 @@ func (m *Manager) ImportCometBFTKey(ctx context.Context, keyJSON []byte, chainID
 	return pub, m.waitLocal(ctx, pub)
 }
 
-// importSecret wraps secret for every registered region and proposes the
-// key. The caller zeroes secret.
+// importSecret wraps secret for every registered region that lacks it and
+// proposes the key. A key the registry does not know is added with a
+// wrapped secret for every registered region. A known, enabled key of the
+// same scheme and network (registered by an interchange import, or imported
+// before some region registered) gains secrets for the registered regions
+// that have none; when none lacks one it is a duplicate. The caller zeroes
+// secret.
 func (m *Manager) importSecret(ctx context.Context, scheme commandpb.Scheme, pubkey []byte, network string, secret []byte) error {
 	_, myID, err := m.wrapIdentity(ctx)
 	if err != nil {
 		return err
 	}
 	var (
-		dup        *leader.Key
+		existing   bool
+		prev       leader.Key
+		have       = map[string]bool{}
 		registered bool
-		regions    []leader.Region
+		missing    []leader.Region
 	)
 	m.cfg.State.View(func(s *leader.State, _ uint64) {
 		if k, ok := s.Key(pubkey); ok {
-			dup = &leader.Key{Disabled: k.Disabled, Scheme: k.Scheme, Network: k.Network}
+			existing = true
+			prev = leader.Key{Scheme: k.Scheme, Network: k.Network, Disabled: k.Disabled}
+			for _, w := range k.Wrapped {
+				have[w.Region] = true
+			}
 		}
 		for _, r := range s.Regions() {
-			regions = append(regions, leader.Region{ID: r.ID, WrapPublicKey: bytes.Clone(r.WrapPublicKey), WrapKeyID: bytes.Clone(r.WrapKeyID)})
 			if r.ID == m.cfg.Region && bytes.Equal(r.WrapKeyID, myID) {
 				registered = true
 			}
+			if !have[r.ID] {
+				missing = append(missing, leader.Region{ID: r.ID, WrapPublicKey: bytes.Clone(r.WrapPublicKey), WrapKeyID: bytes.Clone(r.WrapKeyID)})
+			}
 		}
 	})
-	if dup != nil {
-		return fmt.Errorf("%w: %x is registered (%v on %s, disabled %v)", ErrDuplicate, pubkey, dup.Scheme, dup.Network, dup.Disabled)
-	}
-	if !registered {
+	switch {
+	case existing && prev.Disabled:
+		return fmt.Errorf("%w: %x is disabled and cannot be imported again", ErrDuplicate, pubkey)
+	case existing && (prev.Scheme != scheme || prev.Network != network):
+		return fmt.Errorf("%w: %x is registered as %v on %s", ErrDuplicate, pubkey, prev.Scheme, prev.Network)
+	case !registered:
 		return fmt.Errorf("%w: region %s (is the sync loop running?)", ErrNotRegistered, m.cfg.Region)
+	case existing && len(missing) == 0:
+		return fmt.Errorf("%w: %x already has a wrapped secret for every registered region", ErrDuplicate, pubkey)
 	}
 	add := &commandpb.AddKey{Pubkey: bytes.Clone(pubkey), Scheme: scheme, Network: network}
-	for _, r := range regions {
+	ids := make([]string, len(missing))
+	for i, r := range missing {
 		ct, err := hsm.WrapSecret(r.WrapPublicKey, secret)
 		if err != nil {
 			return fmt.Errorf("%w: region %s's wrapping key: %w", ErrHSM, r.ID, err)
 		}
 		add.Wrapped = append(add.Wrapped, &commandpb.WrappedSecret{Region: r.ID, Ciphertext: ct, WrapKeyId: r.WrapKeyID})
+		ids[i] = r.ID
 	}
 	resp, err := m.cfg.Proposer.Propose(ctx, commandpb.CommandType_ADD_KEY, &commandpb.AddKeys{Keys: []*commandpb.AddKey{add}})
 	if errors.Is(err, leader.ErrKeyConflict) {
@@ -391,15 +418,15 @@ func (m *Manager) importSecret(ctx context.Context, scheme commandpb.Scheme, pub
 	if err != nil {
 		return fmt.Errorf("%w: AddKeys %x: %w", ErrPropose, pubkey, err)
 	}
-	if n, ok := resp.Value.(int); ok && n == 0 {
+	if n, ok := resp.Value.(int); ok && n == 0 && !existing {
 		return fmt.Errorf("%w: %x was registered concurrently", ErrDuplicate, pubkey)
 	}
-	regionIDs := make([]string, len(regions))
-	for i, r := range regions {
-		regionIDs[i] = r.ID
+	msg := "key imported"
+	if existing {
+		msg = "secrets attached to a registered key"
 	}
-	m.log.Info("key imported", "pubkey", fmt.Sprintf("%x", pubkey), "scheme", scheme.String(), "network", network,
-		"index", resp.Index, "wrapped_for", regionIDs)
+	m.log.Info(msg, "pubkey", fmt.Sprintf("%x", pubkey), "scheme", scheme.String(), "network", network,
+		"index", resp.Index, "wrapped_for", ids)
 	return nil
 }
 

@@ -56,7 +56,10 @@ func (m *Manager) pass(ctx context.Context) error {
 	der, myID, err := m.wrapIdentity(ctx)
 	if err != nil {
 		m.localReadFailures.Add(1)
-		m.log.Warn("key sync: wrapping key unavailable; nothing can be installed here", "err", err)
+		m.regAttempts++
+		delay := m.backoff(m.regAttempts)
+		m.regNext = now.Add(delay) // makes the next pass due
+		m.log.Warn("key sync: wrapping key unavailable; nothing can be installed here", "err", err, "retry_in", delay.String())
 		return err
 	}
 
@@ -82,7 +85,9 @@ func (m *Manager) pass(ctx context.Context) error {
 			keys = append(keys, e)
 		}
 	})
-	if !registered {
+	if registered {
+		m.regAttempts, m.regNext = 0, time.Time{}
+	} else {
 		m.register(ctx, der, myID, now)
 	}
 
@@ -222,7 +227,9 @@ func (m *Manager) register(ctx context.Context, der, id []byte, now time.Time) {
 		m.log.Warn("region registration failed; will retry", "err", err, "attempt", m.regAttempts, "retry_in", delay.String())
 		return
 	}
-	m.regAttempts, m.regNext = 0, time.Time{}
+	// Give a forwarded write time to reach this node's state before a pass
+	// proposes it again (re-registering the same key is harmless).
+	m.regAttempts, m.regNext = 0, now.Add(m.cfg.ProposeTimeout)
 	m.log.Info("region registered its wrapping key", "wrap_key_id", hex.EncodeToString(id), "index", resp.Index, "hsm_token", desc)
 }
 

@@ -50,7 +50,13 @@ type Config struct {
 
 	// DialTimeout bounds one TCP or unix connect.
 	DialTimeout time.Duration
-	// HandshakeTimeout bounds the SecretConnection handshake.
+	// HandshakeTimeout bounds the SecretConnection handshake, including the
+	// wait for the node to accept: CometBFT accepts a signer's connection
+	// only when it needs one, so a signer held in reserve (a standby region,
+	// a restarted signer while the old connection is still in use) waits
+	// here, connected in the node's accept queue. Long enough that this
+	// queued connection is still alive when the node takes it; a stale one
+	// costs the node a failed handshake and a second accept.
 	HandshakeTimeout time.Duration
 	// RequestTimeout bounds the backend's work on one request (commit and
 	// HSM signature). Keep it under the node's read timeout (5 s in
@@ -100,7 +106,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		DialTimeout:      2 * time.Second,
-		HandshakeTimeout: 3 * time.Second,
+		HandshakeTimeout: 30 * time.Second,
 		RequestTimeout:   3 * time.Second,
 		WriteTimeout:     3 * time.Second,
 		BackoffMin:       50 * time.Millisecond,

@@ -38,7 +38,11 @@ func TestConfigValidate(t *testing.T) {
 		{"tcp with neither node policy", func(c *Config) { c.AcceptAnyNodeKey = false }, false},
 		{"tcp with both node policies", func(c *Config) { c.AllowedNodeKeys = []ed25519.PublicKey{nodeKey} }, false},
 		{"allowlisted key of 31 bytes", func(c *Config) { c.AcceptAnyNodeKey = false; c.AllowedNodeKeys = []ed25519.PublicKey{nodeKey[:31]} }, false},
-		{"unix with an allowlist", func(c *Config) { c.Address = "unix:///tmp/x.sock"; c.AcceptAnyNodeKey = false; c.AllowedNodeKeys = []ed25519.PublicKey{nodeKey} }, false},
+		{"unix with an allowlist", func(c *Config) {
+			c.Address = "unix:///tmp/x.sock"
+			c.AcceptAnyNodeKey = false
+			c.AllowedNodeKeys = []ed25519.PublicKey{nodeKey}
+		}, false},
 		{"unix accepting any key", func(c *Config) { c.Address = "unix:///tmp/x.sock" }, false},
 		{"zero dial timeout", func(c *Config) { c.DialTimeout = 0 }, false},
 		{"negative request timeout", func(c *Config) { c.RequestTimeout = -time.Second }, false},

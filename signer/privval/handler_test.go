@@ -57,10 +57,10 @@ func TestRefusalsChangeNothing(t *testing.T) {
 		name       string
 		notHolding bool
 		types      []string
-		cfg     func(*Config)
-		backend func(e *testEnv) Backend
-		req     wire.Message
-		code    int32
+		cfg        func(*Config)
+		backend    func(e *testEnv) Backend
+		req        wire.Message
+		code       int32
 	}{
 		{name: "pub key for another chain", req: wire.Message{PubKeyRequest: &wire.PubKeyRequest{ChainID: "other"}}, code: CodeWrongChain},
 		{name: "vote for another chain", req: wire.Message{SignVoteRequest: &wire.SignVoteRequest{Vote: vote(1, 5, 0, 7, ts0()), ChainID: "other"}}, code: CodeWrongChain},

@@ -44,7 +44,7 @@ type testEnv struct {
 // allTypes is the policy a fully enabled signer needs.
 func allTypes() []string { return []string{TypeVote, TypeProposal, KindVoteExtension, KindSignBytes} }
 
-func newEnv(t *testing.T, holding bool, types []string) *testEnv {
+func newEnv(t testing.TB, holding bool, types []string) *testEnv {
 	t.Helper()
 	pe, err := pipelinetest.New(eth2.Mainnet())
 	if err != nil {
@@ -99,7 +99,7 @@ func (e *testEnv) lastSignBytes() []byte {
 	return sb
 }
 
-func newConnKey(t *testing.T) ed25519.PrivateKey {
+func newConnKey(t testing.TB) ed25519.PrivateKey {
 	t.Helper()
 	_, k, err := ed25519.GenerateKey(nil)
 	if err != nil {
@@ -119,7 +119,7 @@ func testConfig(addr string, connKey ed25519.PrivateKey) Config {
 	return c
 }
 
-func newHandler(t *testing.T, e *testEnv, mutate func(*Config)) *handler {
+func newHandler(t testing.TB, e *testEnv, mutate func(*Config)) *handler {
 	t.Helper()
 	cfg := testConfig("tcp://127.0.0.1:1", newConnKey(t))
 	cfg.Caller = "cometbft-" + testChain
@@ -132,7 +132,7 @@ func newHandler(t *testing.T, e *testEnv, mutate func(*Config)) *handler {
 	return &handler{cfg: &cfg, backend: e.backend(), caller: pipeline.Caller{Name: cfg.Caller}, log: testLogger(t)}
 }
 
-func testLogger(*testing.T) *slog.Logger { return slog.New(slog.DiscardHandler) }
+func testLogger(testing.TB) *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // ts0 is a fixed vote timestamp.
 func ts0() wire.Timestamp { return wire.Timestamp{Seconds: 1714979289, Nanos: 123456789} }

@@ -222,6 +222,12 @@ func (s *Signer) serve(ctx context.Context, conn net.Conn) error {
 			res = s.h.handle(rctx, msg)
 			cancel()
 		}
+		if ctx.Err() != nil {
+			// Shutting down: leave the request unanswered. The node sees a
+			// transport error and retries on another signer's connection,
+			// where a refusal would have been final for this round.
+			return ctx.Err()
+		}
 		// Counted before the answer leaves, so that whoever sees the answer
 		// sees the count.
 		s.cfg.Metrics.request(s.cfg.ChainID, res.typ, res.outcome, time.Since(start))
@@ -242,9 +248,6 @@ func (s *Signer) serve(ctx context.Context, conn net.Conn) error {
 		}
 		if s.cfg.YieldAfter > 0 && cannot >= s.cfg.YieldAfter {
 			return errYield
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
 		}
 	}
 }
