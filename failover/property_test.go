@@ -194,7 +194,11 @@ func randomRun(t *testing.T, seed uint64, steps int) {
 		cosigners := func(op string) []string {
 			var co []string
 			for _, o := range opIDs {
-				if o != op && rng.IntN(3) == 0 {
+				p := 3
+				if o == "erin" || o == "mallory" {
+					p = 25
+				}
+				if o != op && rng.IntN(p) == 0 {
 					co = append(co, o)
 				}
 			}

@@ -152,8 +152,9 @@ func (s *Service) Close() {
 // an error wrapping fsm errors or this package's sentinels otherwise. The
 // apply response value is returned either way when it exists.
 //
-// On a follower with a Forwarder, the command goes to the leader; the
-// response then carries the index but no value.
+// On a follower with a Forwarder, the command goes to the leader and Propose
+// returns once this node applied it; the response then carries the index
+// but no value.
 func (s *Service) Propose(ctx context.Context, t commandpb.CommandType, msg proto.Message) (fsm.Response, error) {
 	payload, err := proto.Marshal(msg)
 	if err != nil {
@@ -161,7 +162,12 @@ func (s *Service) Propose(ctx context.Context, t commandpb.CommandType, msg prot
 	}
 	if s.cfg.Raft.State() != raft.Leader && s.cfg.Forward != nil {
 		index, err := s.cfg.Forward.Forward(ctx, t, payload)
-		return fsm.Response{Index: index}, err
+		if err != nil {
+			return fsm.Response{Index: index}, err
+		}
+		// Return once the command is applied here too, so the caller reads
+		// its effect from this node's state.
+		return fsm.Response{Index: index}, s.waitApplied(ctx, index)
 	}
 	return s.ProposeRaw(ctx, t, payload, s.cfg.NodeID)
 }

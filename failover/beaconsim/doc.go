@@ -23,8 +23,9 @@
 // SetFinalizing(false) stalls finality (checkpoints stay put while the
 // head advances); SetLie(k) reports finality k epochs ahead of the truth,
 // self-consistently; SetFork(id) moves the node onto another fork (every
-// root differs); SetSyncing and SetAvailable change the node endpoints and
-// make every endpoint answer 503. With Config.ControlAPI the same knobs are
+// root differs); SetSyncing(true) makes /eth/v1/node/syncing report
+// syncing and /eth/v1/node/health answer 206; SetAvailable(false) makes
+// every beacon endpoint answer 503. With Config.ControlAPI the same knobs are
 // reachable over HTTP (/beaconsim/v1/knobs) for drills that run the
 // simulator as a separate process. An invalid knob value is refused and
 // changes nothing.

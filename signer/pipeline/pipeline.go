@@ -285,8 +285,16 @@ func (p *Pipeline) SignUnslashable(ctx context.Context, caller Caller, pubkey []
 	return sig, nil
 }
 
-// commit records rec and returns its outcome when accepted.
+// commit records rec and returns its outcome when accepted. It first
+// evaluates rec against this region's applied state, so a slashable or
+// invalid request is refused with its reason on any region, holder or not,
+// without a write; the state machine evaluates it again at apply time.
 func (p *Pipeline) commit(ctx context.Context, rec *commandpb.ProtectionRecord, obs *Observation) (leader.Outcome, error) {
+	var pre leader.Outcome
+	p.cfg.State.View(func(s *leader.State, _ uint64) { pre = s.CheckRecord(rec) })
+	if pre.Decision != slashing.DecisionAccepted {
+		return pre, outcomeError(pre)
+	}
 	t := time.Now()
 	outs, index, epoch, err := p.cfg.Recorder.Record(ctx, []*commandpb.ProtectionRecord{rec})
 	obs.Commit = time.Since(t)

@@ -224,3 +224,20 @@ func TestConcurrentConflictingRequests(t *testing.T) {
 		t.Fatalf("%d distinct conflicting votes were signed, want exactly 1", len(signed))
 	}
 }
+
+// TestSlashableRefusedBeforeLeaseCheck: a standby region answers a
+// slashable request with the slashing refusal, not "not lease holder".
+func TestSlashableRefusedBeforeLeaseCheck(t *testing.T) {
+	env, pk := setup(t)
+	if _, err := env.Pipeline.SignEth(context.Background(), caller, pk, request(t, "attestation.json", nil)); err != nil {
+		t.Fatal(err)
+	}
+	env.Holding = false
+	_, err := env.Pipeline.SignEth(context.Background(), caller, pk, request(t, "attestation.json", otherBlock))
+	if !errors.Is(err, pipeline.ErrSlashable) {
+		t.Fatalf("slashable request on a non-holder: %v, want ErrSlashable", err)
+	}
+	if _, err := env.Pipeline.SignEth(context.Background(), caller, pk, request(t, "attestation.json", nil)); !errors.Is(err, pipeline.ErrCannotSign) {
+		t.Fatalf("allowed request on a non-holder: %v, want ErrCannotSign", err)
+	}
+}

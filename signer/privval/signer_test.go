@@ -2,14 +2,17 @@ package privval
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/regent-signer/regent/signer/pipeline"
 	"github.com/regent-signer/regent/signer/privval/wire"
 )
 
@@ -263,5 +266,44 @@ func TestRunStopsWithItsContext(t *testing.T) {
 	}
 	if s.Status().Connected {
 		t.Fatal("still reported connected")
+	}
+}
+
+// blockingBackend holds every SignComet until its context ends.
+type blockingBackend struct {
+	Backend
+	entered chan struct{}
+}
+
+func (b blockingBackend) SignComet(ctx context.Context, _ pipeline.Caller, _ pipeline.CometRequest) (pipeline.CometResult, error) {
+	close(b.entered)
+	<-ctx.Done()
+	return pipeline.CometResult{}, fmt.Errorf("%w: %w", pipeline.ErrCannotSign, ctx.Err())
+}
+
+// A signer that stops while a request is in flight leaves it unanswered:
+// the node sees a transport error and retries on another connection, where
+// a refusal would have been final for the round.
+func TestStoppingSignerLeavesTheRequestUnanswered(t *testing.T) {
+	e := newEnv(t, true, allTypes())
+	node := newFakeNode(t, "tcp")
+	b := blockingBackend{Backend: e.backend(), entered: make(chan struct{})}
+	s, err := New(testConfig(node.addr(), newConnKey(t)), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := contextWithCancel(t)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	c := node.accept()
+	answered := make(chan error, 1)
+	go func() { _, err := c.tryCall(voteReq(vote(1, 5, 0, 7, ts0()))); answered <- err }()
+	<-b.entered
+	cancel()
+	if err := <-answered; err == nil {
+		t.Fatal("a stopping signer answered the in-flight request")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -132,6 +132,10 @@ type testCluster struct {
 	regions []string
 	// noTransfer keeps Raft leadership away from the lease holder.
 	noTransfer bool
+	// opts adjusts each region's Options before it starts (signing tests).
+	opts func(region string, o *Options)
+	// configure adjusts each region's Config before validation.
+	configure func(region string, c *Config)
 }
 
 func freeAddr(t *testing.T) string {
@@ -153,9 +157,16 @@ func newTestCluster(t *testing.T) *testCluster { return newTestClusterWith(t, fa
 // leadership to the lease holder.
 func newTestClusterWith(t *testing.T, noTransfer bool) *testCluster {
 	t.Helper()
+	return newTestClusterFull(t, &testCluster{noTransfer: noTransfer})
+}
+
+// newTestClusterFull starts a cluster shaped by c's noTransfer, opts and
+// configure fields.
+func newTestClusterFull(t *testing.T, c *testCluster) *testCluster {
+	t.Helper()
 	dir := t.TempDir()
-	c := &testCluster{t: t, dir: dir, certs: filepath.Join(dir, "certs"), cfgs: map[string]*Config{}, nodes: map[string]*Node{},
-		net: &netCut{}, regions: []string{"dc1", "dc2", "dc3"}, noTransfer: noTransfer}
+	c.t, c.dir, c.certs, c.cfgs, c.nodes = t, dir, filepath.Join(dir, "certs"), map[string]*Config{}, map[string]*Node{}
+	c.net, c.regions = &netCut{}, []string{"dc1", "dc2", "dc3"}
 	if err := pki.Init(c.certs, pki.Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +184,9 @@ func newTestClusterWith(t *testing.T, noTransfer bool) *testCluster {
 		cfg.Raft.Bind, cfg.Raft.Advertise = peers[i].Address, peers[i].Address
 		cfg.API.GRPC = peers[i].API
 		cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key = filepath.Join(c.certs, "ca.crt"), filepath.Join(c.certs, r+".crt"), filepath.Join(c.certs, r+".key")
+		if c.configure != nil {
+			c.configure(r, cfg)
+		}
 		if err := cfg.Validate(); err != nil {
 			t.Fatal(err)
 		}
@@ -203,14 +217,18 @@ func (c *testCluster) start(r string) {
 	for _, p := range c.cfgs[r].Peers {
 		byAddr[p.Address] = p.ID
 	}
-	n, err := Start(c.cfgs[r], Options{
+	o := Options{
 		Logger:               testLogger(c.t),
 		NoLeadershipTransfer: c.noTransfer,
 		Fatal:                func(err error) { c.t.Errorf("%s: fatal: %v", r, err) },
 		WrapStream: func(s raft.StreamLayer) raft.StreamLayer {
 			return &cutLayer{StreamLayer: s, self: r, net: c.net, byAddr: byAddr}
 		},
-	})
+	}
+	if c.opts != nil {
+		c.opts(r, &o)
+	}
+	n, err := Start(c.cfgs[r], o)
 	if err != nil {
 		c.t.Fatalf("start %s: %v", r, err)
 	}

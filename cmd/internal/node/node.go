@@ -29,6 +29,8 @@ import (
 	"github.com/regent-signer/regent/raft/fsm"
 	"github.com/regent-signer/regent/raft/pki"
 	"github.com/regent-signer/regent/raft/transport"
+	"github.com/regent-signer/regent/signer/hsm"
+	"github.com/regent-signer/regent/signer/pipeline"
 )
 
 // Node is a running region.
@@ -37,12 +39,16 @@ type Node struct {
 	Raft    *raft.Raft
 	FSM     *fsm.FSM[*leader.State]
 	Service *leader.Service
-	// GRPCAddr and HTTPAddr are the bound addresses (useful with port 0).
-	GRPCAddr, HTTPAddr string
+	// GRPCAddr, HTTPAddr and SigningAddr are the bound addresses (useful
+	// with port 0); SigningAddr is empty when the signing API is off.
+	GRPCAddr, HTTPAddr, SigningAddr string
+	// Pipeline signs requests when this region has an HSM (else nil).
+	Pipeline *pipeline.Pipeline
 
 	log     *slog.Logger
 	tlsm    *transport.Metrics
 	forward *nodeapi.Forwarder
+	signing *signing
 	cluster *cluster.Node
 	grpc    *grpc.Server
 	http    *http.Server
@@ -64,6 +70,13 @@ type Options struct {
 	// NoLeadershipTransfer keeps Raft leadership where elections put it
 	// (tests of write forwarding).
 	NoLeadershipTransfer bool
+	// HSMModule, when set, is the PKCS#11 module to open this region's
+	// token from. A module is process-wide: regions sharing a process
+	// must share it. Nil loads Config.HSM.Module (and closes it on Close).
+	HSMModule *hsm.Module
+	// WrapBLS, when set, wraps the BLS signer the pipeline calls after a
+	// record committed (tests simulate a crash between commit and sign).
+	WrapBLS func(pipeline.BLSKeys) pipeline.BLSKeys
 }
 
 // Start brings a region up. On error, everything started is stopped.
@@ -125,6 +138,7 @@ func Start(cfg *Config, opts Options) (_ *Node, err error) {
 	// and the service exist: the hook reads them through atomic pointers.
 	var core atomic.Pointer[metrics.Core]
 	var service atomic.Pointer[leader.Service]
+	var kicks atomic.Pointer[signing]
 	f, err := fsm.New(fsm.Config[*leader.State]{
 		New:      leader.NewState,
 		Registry: leader.NewRegistry(),
@@ -135,6 +149,9 @@ func Start(cfg *Config, opts Options) (_ *Node, err error) {
 			}
 			if svc := service.Load(); svc != nil {
 				svc.NoteApplied(i, t, resp)
+			}
+			if sg := kicks.Load(); sg != nil {
+				sg.kick(t)
 			}
 		},
 	})
@@ -217,6 +234,14 @@ func Start(cfg *Config, opts Options) (_ *Node, err error) {
 		n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = n.http.Serve(hl) }()
 	}
+	if cfg.Signs() {
+		sg, err := n.startSigning(cfg, opts, mat, reg)
+		if err != nil {
+			return nil, err
+		}
+		n.signing, n.Pipeline, n.SigningAddr = sg, sg.pipeline, sg.addr
+		kicks.Store(sg)
+	}
 	log.Info("region started", "raft", cfg.Raft.Advertise, "grpc", n.GRPCAddr, "http", n.HTTPAddr)
 	return n, nil
 }
@@ -258,6 +283,9 @@ func (n *Node) Close() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			_ = n.http.Shutdown(ctx)
 			cancel()
+		}
+		if n.signing != nil {
+			n.signing.stop()
 		}
 		if n.Service != nil {
 			n.Service.Close()

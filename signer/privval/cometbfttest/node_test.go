@@ -206,6 +206,38 @@ func (g *proposalGate) SignComet(ctx context.Context, c pipeline.Caller, req pip
 	return g.Backend.SignComet(ctx, c, req)
 }
 
+// crashGate passes requests through until armed; then, on the next
+// prevote, it lets the pipeline record and sign it and kills the node
+// before the answer can be written.
+type crashGate struct {
+	privval.Backend
+	node  *Node
+	mu    sync.Mutex
+	armed bool
+	fired chan struct{}
+}
+
+func (g *crashGate) arm() {
+	g.mu.Lock()
+	g.armed, g.fired = true, make(chan struct{})
+	g.mu.Unlock()
+}
+
+func (g *crashGate) SignComet(ctx context.Context, c pipeline.Caller, req pipeline.CometRequest) (pipeline.CometResult, error) {
+	g.mu.Lock()
+	fire := g.armed && req.HRS.Step == cometbft.StepPrevote
+	if fire {
+		g.armed = false
+	}
+	g.mu.Unlock()
+	res, err := g.Backend.SignComet(ctx, c, req)
+	if fire {
+		_ = g.node.Kill()
+		close(g.fired)
+	}
+	return res, err
+}
+
 // waitFor waits for cond with a deadline.
 func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
 	t.Helper()
@@ -227,8 +259,10 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 //     node, answers with "not lease holder", yields, and the chain goes on
 //     with the holder's signer;
 //  3. the holder's signer is restarted mid-run and blocks continue;
-//  4. the node itself is SIGKILLed and restarted (WAL replay, re-sign
-//     requests) and blocks continue;
+//  4. the node itself is SIGKILLed and restarted and blocks continue;
+//  5. the node is SIGKILLed after Regent signed a prevote but before the
+//     node saw it; the restarted node's re-sign at the same position gets
+//     the earlier timestamp and signature, and blocks continue;
 //
 // and afterwards no block carries evidence, every commit signature verifies
 // and was released through Regent, and no two different messages were ever
@@ -297,7 +331,8 @@ func TestChainSignsOnlyThroughRegent(t *testing.T) {
 	// 3. Restart the holder's signer mid-run.
 	a2.stop()
 	h := height(t, n)
-	startSigner(t, "holder-3", n, log.Wrap(holder), nil)
+	crash := &crashGate{Backend: holder, node: n}
+	a3 := startSigner(t, "holder-3", n, log.Wrap(crash), nil)
 	waitHeight(t, n, h+3, 90*time.Second)
 	t.Logf("step 3: signer restarted at height %d, chain at %d", h, height(t, n))
 
@@ -311,6 +346,27 @@ func TestChainSignsOnlyThroughRegent(t *testing.T) {
 	}
 	waitHeight(t, n, h+3, 90*time.Second)
 	t.Logf("step 4: node killed at height %d, chain at %d", h, height(t, n))
+
+	// 5. Crash the node after Regent signed a prevote but before the node
+	// could write it to its WAL. The restarted node replays to the same
+	// position and asks again with a new timestamp; Regent answers with the
+	// earlier timestamp and the earlier signature (FilePV's rule), so the
+	// vote the node gets matches what was signed.
+	h = height(t, n)
+	crash.arm()
+	select {
+	case <-crash.fired:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the crash gate never fired")
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitHeight(t, n, h+3, 90*time.Second)
+	if a3.metrics.TimestampsReused(chainID) < 1 {
+		t.Fatal("the restarted node's re-sign did not reuse the earlier timestamp")
+	}
+	t.Logf("step 5: node killed between signature and WAL at height %d; re-sign answered with the earlier timestamp; chain at %d", h, height(t, n))
 
 	// Verdict.
 	last := height(t, n)
