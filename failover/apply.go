@@ -29,6 +29,19 @@ type Result struct {
 	Lease leader.Lease
 }
 
+// Refusal returns why the command was refused, or nil when it was
+// accepted. Code that cannot import this package (leader.Service) can
+// detect refusals through the interface{ Refusal() error }.
+func (r Result) Refusal() error {
+	if r.Accepted {
+		return nil
+	}
+	if r.Err == nil {
+		return fmt.Errorf("%w: refused without a reason", ErrMalformed)
+	}
+	return r.Err
+}
+
 // ResponseError returns the error of an applied failover command: the
 // handler's error, or the refusal a Result carries, or nil when accepted.
 // Commands forwarded to another region get no value back: read the
@@ -37,11 +50,8 @@ func ResponseError(resp fsm.Response) error {
 	if resp.Err != nil {
 		return resp.Err
 	}
-	if r, ok := resp.Value.(Result); ok && !r.Accepted {
-		if r.Err == nil {
-			return fmt.Errorf("%w: refused without a reason", ErrMalformed)
-		}
-		return r.Err
+	if r, ok := resp.Value.(Result); ok {
+		return r.Refusal()
 	}
 	return nil
 }
@@ -106,10 +116,8 @@ func (s *State) reject(ls *leader.State, e fsm.Entry, n note, err error) (any, e
 	return res, nil
 }
 
-// accept audits an accepted command and the lease changes it made,
-// advancing the failover clock to now.
-func (s *State) accept(ls *leader.State, e fsm.Entry, now int64, n note, extra []note) (any, error) {
-	s.clock = now
+// accept audits an accepted command and the lease changes it made.
+func (s *State) accept(ls *leader.State, e fsm.Entry, n note, extra []note) (any, error) {
 	rec := s.appendAudit(ls, e, n, OutcomeAccepted)
 	for _, x := range extra {
 		s.appendAudit(ls, e, x, OutcomeAccepted)
@@ -134,8 +142,8 @@ func (s *State) find(id uint64) *Handover {
 	return nil
 }
 
-// now is the entry's time for expiry and pruning: never earlier than an
-// accepted failover entry before it.
+// now is an operator command's time for expiry, nonce pruning and the
+// exit day: never earlier than an accepted operator command before it.
 func (s *State) now(e fsm.Entry) int64 { return max(s.clock, e.Envelope.GetProposedAtUnixNano()) }
 
 func isVoter(ls *leader.State, id string) bool {
@@ -224,7 +232,7 @@ func (s *State) applyBootstrap(ls *leader.State, e fsm.Entry) (any, error) {
 	s.finalityQuorum = cmd.FinalityQuorum
 	n.detail = fmt.Sprintf("cluster %s: %d operators; thresholds %s; exit limit %d/day; finality quorum %d",
 		cmd.ClusterId, len(ops), s.thresholdString(), cmd.ExitLimitPerDay, cmd.FinalityQuorum)
-	return s.accept(ls, e, s.now(e), n, nil)
+	return s.accept(ls, e, n, nil)
 }
 
 func (s *State) thresholdString() string {
@@ -283,7 +291,6 @@ func (s *State) applyHeartbeat(ls *leader.State, e fsm.Entry) (any, error) {
 		stamp = max(stamp, s.heartbeat.UnixNano)
 	}
 	s.heartbeat = Heartbeat{Holder: hb.Holder, Epoch: hb.Epoch, Index: e.Index, UnixNano: stamp}
-	s.clock = s.now(e)
 	return s.heartbeat, nil
 }
 
@@ -351,7 +358,7 @@ func (s *State) applyDRTakeover(ls *leader.State, e fsm.Entry) (any, error) {
 	n.handoverID = h.ID
 	n.detail = reason
 	extra = append(extra, s.fenceNote(ls, h, "dr-policy:"+cmd.Region))
-	return s.accept(ls, e, s.now(e), n, extra)
+	return s.accept(ls, e, n, extra)
 }
 
 func (s *State) markFenced(h *Handover, ls *leader.State, e fsm.Entry) {
@@ -431,7 +438,7 @@ func (s *State) applyConfirmFinality(ls *leader.State, e fsm.Entry) (any, error)
 	nl := ls.Lease()
 	act := note{actor: h.To, action: "lease.activate", approvals: h.Approvals, digest: h.EvidenceDigest, handoverID: h.ID,
 		detail: fmt.Sprintf("%s active at epoch %d (was %s at epoch %d)", nl.Holder, nl.Epoch, l.Holder, l.Epoch)}
-	return s.accept(ls, e, s.now(e), n, []note{act})
+	return s.accept(ls, e, n, []note{act})
 }
 
 // --- OperatorCommand -------------------------------------------------------
@@ -489,8 +496,9 @@ func (s *State) applyOperator(ls *leader.State, e fsm.Entry, d *delegate) (any, 
 	}
 	s.nonces[nonceKey(cmd.OperatorId, cmd.Nonce)] = cmd.ExpiresUnixNano
 	s.pruneNonces(now)
+	s.clock = now
 	n.detail, n.reason, n.handoverID = a.detail, a.reason, a.handover
-	return s.accept(ls, e, now, n, a.extra)
+	return s.accept(ls, e, n, a.extra)
 }
 
 func nonceKey(op string, nonce []byte) string { return op + "\x00" + string(nonce) }

@@ -52,7 +52,9 @@ func mutations(r AuditRecord) map[string]func(*AuditRecord) {
 		}
 		m["Approvals dropped"] = func(x *AuditRecord) { x.Approvals = x.Approvals[1:] }
 	}
-	m["Approvals added"] = func(x *AuditRecord) { x.Approvals = append(append([]Approval(nil), x.Approvals...), Approval{OperatorID: "mallory"}) }
+	m["Approvals added"] = func(x *AuditRecord) {
+		x.Approvals = append(append([]Approval(nil), x.Approvals...), Approval{OperatorID: "mallory"})
+	}
 	return m
 }
 

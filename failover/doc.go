@@ -35,12 +35,36 @@
 //     that returns an error changes nothing at all.
 //
 // Decisions recorded here:
-//   - The requester's signature on RequestHandover counts as its approval.
-//   - Time: each entry's "now" is the larger of its proposer stamp and the
-//     latest stamp of an accepted failover entry, so expiry and nonce
-//     pruning never run backwards when proposers' clocks differ. The DR
-//     silence uses the DR proposer's own stamp, so a fast clock elsewhere
-//     cannot make a holder look silent.
+//   - The requester's signature on RequestHandover counts as its approval;
+//     co-signatures on the request count too. A removed operator's
+//     approval stops counting.
+//   - One operator with the handover role may cancel a handover, and only
+//     before the fence. After the fence the lease stays fenced until a
+//     handover completes; a fenced handover whose target is lost can only
+//     be redirected by a new RequestHandover that itself carries the
+//     handover threshold of signatures (the old one closes as rejected).
+//   - A DR takeover cancels a handover still waiting for approvals.
+//   - The audit chain is kept whole in the state (and in snapshots); the
+//     state keeps the open handover and the last MaxClosedHandovers closed
+//     ones, used nonces until their expiry.
+//   - Time: an operator command's "now" is the larger of its proposer stamp
+//     and the "now" of the last accepted operator command, so expiry and
+//     nonce pruning never run backwards when proposers' clocks differ. Only
+//     accepted operator commands move it, and a command stamped beyond its
+//     own expiry is refused, so one fast clock can push it at most
+//     opsig.MaxExpiryWindow ahead (commands then look expired until real
+//     time catches up: fail closed). The DR silence uses the DR proposer's
+//     own stamp, so a fast clock elsewhere cannot make a holder look silent.
+//   - A refused operator command, finality confirmation, DR takeover or
+//     bootstrap returns a Result with Accepted false and a nil handler
+//     error (the audit record is a change of state, which a handler error
+//     must not carry); ResponseError or Result.Refusal turn it into an
+//     error. Refused heartbeats and refused unsigned commands return a
+//     handler error and are not audited.
 //   - Heartbeats are not audited (they are periodic, not control-plane
 //     decisions); they change only the last-heartbeat record.
+//
+// Related packages: opsig (operators build and sign commands; Apply
+// verifies with it), agent (the node side: heartbeats, DR takeover,
+// finality confirmation), failoverpb (the wire and snapshot types).
 package failover

@@ -537,3 +537,26 @@ func newPlainFSM(r *fsm.Registry[*leader.State]) (*fsm.FSM[*leader.State], error
 		{ID: "dc1", Address: "dc1", Suffrage: raft.Voter}}})})
 	return f, nil
 }
+
+// TestFastProposerClock: a command stamped by a proposer whose clock is
+// past the command's expiry is refused and does not move the state's
+// clock, so later commands from honest clocks still pass.
+func TestFastProposerClock(t *testing.T) {
+	c := newCluster(t)
+	clock := c.fs().Clock()
+	sc := c.sign(c.body("alice", request("dc2", "x")))
+	v, err := c.m.ApplyAt("dc3", c.m.Now().Add(48*time.Hour).UnixNano(), commandpb.CommandType_OPERATOR_COMMAND, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := v.(Result); r.Accepted || !errors.Is(r.Err, ErrExpired) {
+		t.Fatalf("accepted=%v err=%v", r.Accepted, r.Err)
+	}
+	if c.fs().Clock() != clock {
+		t.Fatal("a refused command moved the clock")
+	}
+	c.submit("dc1", sc) // the same command through an honest clock
+	if _, ok := c.open(); !ok {
+		t.Fatal("honest submission refused after a fast-clock attempt")
+	}
+}

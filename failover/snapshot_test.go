@@ -91,7 +91,9 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		{"not bootstrapped", func(t *testing.T) *cluster { return newCluster(t, withoutBootstrap()) },
 			func(v view) bool { return v.ClusterID == "" && len(v.Audit) > 0 }},
 		{"operators and thresholds", func(t *testing.T) *cluster { return newCluster(t) },
-			func(v view) bool { return len(v.Operators) == 4 && v.Thresholds[failoverpb.Action_ACTION_HANDOVER] == 2 }},
+			func(v view) bool {
+				return len(v.Operators) == 4 && v.Thresholds[failoverpb.Action_ACTION_HANDOVER] == 2
+			}},
 		{"nonces", func(t *testing.T) *cluster {
 			c := newCluster(t)
 			c.mustDo("alice", request("dc2", "x"))
@@ -114,12 +116,16 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			id := c.requestAndFence("dc2")
 			c.confirm("dc2", &failoverpb.ConfirmFinality{HandoverId: id, Eth: []*failoverpb.EthFinality{ethEv(testGVR, 3, 2)}})
 			return c
-		}, func(v view) bool { return v.Handovers[0].State == HandoverCompleted && len(v.Handovers[0].Evidence) > 0 }},
+		}, func(v view) bool {
+			return v.Handovers[0].State == HandoverCompleted && len(v.Handovers[0].Evidence) > 0
+		}},
 		{"handover cancelled", func(t *testing.T) *cluster {
 			c := newCluster(t)
 			c.mustDo("carol", cancelH(c.mustDo("alice", request("dc2", "x")).Handover.ID))
 			return c
-		}, func(v view) bool { return v.Handovers[0].State == HandoverCancelled && v.Handovers[0].ClosedBy == "carol" }},
+		}, func(v view) bool {
+			return v.Handovers[0].State == HandoverCancelled && v.Handovers[0].ClosedBy == "carol"
+		}},
 		{"handover rejected (superseded)", func(t *testing.T) *cluster {
 			c := newCluster(t)
 			c.requestAndFence("dc2")
@@ -151,7 +157,9 @@ func TestSnapshotRoundTrip(t *testing.T) {
 				cmd.Action = &failoverpb.OperatorCommand_SetFinalityQuorum{SetFinalityQuorum: &failoverpb.SetFinalityQuorum{Endpoints: 5}}
 			}, "bob")
 			return c
-		}, func(v view) bool { return v.ExitCount == 1 && v.ExitDay > 0 && v.ExitLimit == 2 && v.FinalityQuorum == 5 && v.Clock > 0 }},
+		}, func(v view) bool {
+			return v.ExitCount == 1 && v.ExitDay > 0 && v.ExitLimit == 2 && v.FinalityQuorum == 5 && v.Clock > 0
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

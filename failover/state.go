@@ -189,7 +189,7 @@ type State struct {
 	exitCount      uint32
 	exitLimit      uint32
 	finalityQuorum uint32
-	// clock is the latest proposer stamp of an accepted failover entry.
+	// clock is the latest "now" of an accepted operator command.
 	clock int64
 	audit []AuditRecord
 }
@@ -324,7 +324,8 @@ func (s *State) ExitsApproved() (day int64, count uint32) { return s.exitDay, s.
 // must name per chain.
 func (s *State) FinalityQuorum() uint32 { return s.finalityQuorum }
 
-// Clock returns the latest proposer stamp of an accepted failover entry.
+// Clock returns the time of the latest accepted operator command (the
+// larger of its proposer stamp and the clock before it).
 func (s *State) Clock() int64 { return s.clock }
 
 // NonceCount returns how many used nonces the state keeps.

@@ -160,6 +160,27 @@ func (s *Service) Propose(ctx context.Context, t commandpb.CommandType, msg prot
 	if err != nil {
 		return fsm.Response{}, fmt.Errorf("leader: encode %v: %w", t, err)
 	}
+	// Leadership can move between looking and proposing. Where nothing was
+	// written (ErrNotLeader, ErrUnavailable), try again through whoever
+	// leads now, until the context ends.
+	backoff := 10 * time.Millisecond
+	for {
+		resp, err := s.proposeOnce(ctx, t, payload)
+		if err == nil || !(errors.Is(err, ErrNotLeader) || errors.Is(err, ErrUnavailable)) || s.cfg.Forward == nil {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return resp, err
+		case <-s.stop:
+			return resp, err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
+}
+
+func (s *Service) proposeOnce(ctx context.Context, t commandpb.CommandType, payload []byte) (fsm.Response, error) {
 	if s.cfg.Raft.State() != raft.Leader && s.cfg.Forward != nil {
 		index, err := s.cfg.Forward.Forward(ctx, t, payload)
 		if err != nil {
@@ -256,7 +277,8 @@ func mapApplyError(err error) error {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader):
 		return fmt.Errorf("%w: %w", ErrNotLeader, err)
-	case errors.Is(err, raft.ErrEnqueueTimeout):
+	case errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		// Refused before it entered the log: nothing was written.
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	default: // ErrLeadershipLost, ErrRaftShutdown, ErrAbortedByRestore...
 		return fmt.Errorf("%w: %w", ErrMaybeCommitted, err)

@@ -69,9 +69,9 @@ func DefaultConfig() Config {
 // TestConfig returns tuning for tests on loopback: fast elections.
 func TestConfig() Config {
 	c := DefaultConfig()
-	c.HeartbeatTimeout = 300 * time.Millisecond
-	c.ElectionTimeout = 300 * time.Millisecond
-	c.LeaderLeaseTimeout = 200 * time.Millisecond
+	c.HeartbeatTimeout = 500 * time.Millisecond
+	c.ElectionTimeout = 500 * time.Millisecond
+	c.LeaderLeaseTimeout = 250 * time.Millisecond
 	c.CommitTimeout = 2 * time.Millisecond
 	return c
 }

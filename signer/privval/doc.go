@@ -47,6 +47,23 @@
 //     sign while the lease holder's signer waits in its accept queue.
 //     Slashing, policy and bad-request refusals never trigger it.
 //
+// # How CometBFT treats the answers (observed with a real node)
+//
+//   - A RemoteSignerError is final: CometBFT's RetrySignerClient retries
+//     only transport errors (50 × 100 ms), and consensus never re-asks for
+//     a refused vote in the same round. A refused proposal costs
+//     timeout_propose; a refused prevote or precommit is a missed vote —
+//     and on a single-validator chain the round then waits forever, since
+//     rounds advance only on +2/3 of votes. YieldAfter bounds how many
+//     votes a region that cannot sign costs before the node moves to
+//     another signer's connection.
+//   - The node uses one connection and accepts the next only when it needs
+//     one (its ping fails or a request breaks). A signer in reserve sits in
+//     the accept queue with its handshake pending, hence the long default
+//     HandshakeTimeout.
+//   - A signer that is stopping leaves an in-flight request unanswered
+//     rather than refusing it, so that the node retries it elsewhere.
+//
 // # What it guarantees
 //
 //   - Nothing is signed outside the pipeline: every signature it returns

@@ -163,8 +163,17 @@ func (s *Signer) session(ctx context.Context) (served bool, err error) {
 		_ = raw.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 		sc, err := secretconn.Handshake(raw, s.cfg.ConnKey)
 		if err != nil {
-			s.cfg.Metrics.connection(s.cfg.ChainID, ConnHandshake)
-			s.log.Warn("privval: handshake failed", "chain_id", s.cfg.ChainID, "address", s.cfg.Address, "err", err)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// The node never took this connection from its accept
+				// queue: it is served by another signer. Normal for a
+				// signer in reserve.
+				s.cfg.Metrics.connection(s.cfg.ChainID, ConnNotTaken)
+				s.log.Debug("privval: the node did not take this connection; dialling again", "chain_id", s.cfg.ChainID, "address", s.cfg.Address)
+			} else {
+				s.cfg.Metrics.connection(s.cfg.ChainID, ConnHandshake)
+				s.log.Warn("privval: handshake failed", "chain_id", s.cfg.ChainID, "address", s.cfg.Address, "err", err)
+			}
 			s.setStatus(false, nil, err)
 			return false, err
 		}

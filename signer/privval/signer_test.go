@@ -307,3 +307,23 @@ func TestStoppingSignerLeavesTheRequestUnanswered(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A node that keeps the signer's connection in its accept queue (it is
+// served by another signer) is not a handshake failure: it is counted as
+// not_taken, and the signer keeps dialling.
+func TestQueuedConnectionIsNotAHandshakeFailure(t *testing.T) {
+	e := newEnv(t, true, allTypes())
+	node := newFakeNode(t, "tcp") // never accepts until told to
+	cfg := testConfig(node.addr(), newConnKey(t))
+	cfg.HandshakeTimeout = 100 * time.Millisecond
+	cfg.Metrics = newMetrics(t)
+	s, err := New(cfg, e.backend())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSigner(t, s)
+	eventually(t, "two queue timeouts", func() bool { return cfg.Metrics.Connections(testChain, ConnNotTaken) >= 2 })
+	if cfg.Metrics.Connections(testChain, ConnHandshake) != 0 {
+		t.Fatal("a queued connection was counted as a handshake failure")
+	}
+}

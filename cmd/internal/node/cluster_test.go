@@ -44,12 +44,16 @@ func recordAll(t *testing.T, c *testCluster, on string, n int, target uint64) []
 	for k := range n {
 		recs = append(recs, attRec(k, target, "ok"))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	outs, _, _, err := c.nodes[on].Service.Record(ctx, recs)
-	if err != nil {
-		t.Fatalf("record on %s: %v", on, err)
-	}
+	// Records are idempotent (an identical re-sign is accepted), so a batch
+	// whose fate is unknown is retried.
+	var outs []leader.Outcome
+	c.waitFor(20*time.Second, "records to commit on "+on, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var err error
+		outs, _, _, err = c.nodes[on].Service.Record(ctx, recs)
+		return err
+	})
 	for i, o := range outs {
 		if !o.Accepted() {
 			t.Fatalf("record %d refused: %s", i, o.Reason)

@@ -289,11 +289,14 @@ func (c *testCluster) check(r string, rec *commandpb.ProtectionRecord) (o leader
 
 func (c *testCluster) addKeys(on string, keys ...*commandpb.AddKey) {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := c.nodes[on].Service.Propose(ctx, commandpb.CommandType_ADD_KEY, &commandpb.AddKeys{Keys: keys}); err != nil {
-		c.t.Fatalf("add keys on %s: %v", on, err)
-	}
+	// AddKeys is idempotent, so a write whose fate is unknown (leadership
+	// flapping on a loaded machine) is simply tried again.
+	c.waitFor(20*time.Second, "keys to be added on "+on, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := c.nodes[on].Service.Propose(ctx, commandpb.CommandType_ADD_KEY, &commandpb.AddKeys{Keys: keys})
+		return err
+	})
 }
 
 // testLogger sends a region's logs to the test log (shown on failure or -v).

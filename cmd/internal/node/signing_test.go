@@ -37,7 +37,13 @@ import (
 // and sign.
 type crashSwitch struct {
 	armed atomic.Bool
-	crash func()
+	node  *Node         // the region to stop; set before arming
+	done  chan struct{} // closed once the region stopped
+}
+
+func (c *crashSwitch) crash() {
+	c.node.Close()
+	close(c.done)
 }
 
 type crashingBLS struct {
@@ -93,10 +99,6 @@ func newSigningCluster(t *testing.T) *signingCluster {
 			o.WrapBLS = func(in pipeline.BLSKeys) pipeline.BLSKeys { return crashingBLS{inner: in, sw: sw} }
 		},
 	})
-	for _, r := range sc.regions {
-		sw := sc.crash[r]
-		sw.crash = func() { sc.stop(r) }
-	}
 	sc.client = sc.httpClient("vc-1")
 	sc.admin = sc.httpClient("regentctl")
 	sc.waitFor(20*time.Second, "every region to publish its HSM wrapping key", func() error {
@@ -296,16 +298,14 @@ func TestSigningAcrossRegions(t *testing.T) {
 	// signature leaves; after a handover dc2 returns the same signature the
 	// record covers.
 	crashBody := attestationBody(t, 103, 104, blockRoot(5))
-	sc.crash["dc1"].armed.Store(true)
+	sw := sc.crash["dc1"]
+	sw.node, sw.done = sc.nodes["dc1"], make(chan struct{})
+	sw.armed.Store(true)
 	if code, msg := sc.sign("dc1", pk, crashBody); code == 200 {
 		t.Fatalf("a crashed region returned a signature: %s", msg)
 	}
-	sc.waitFor(10*time.Second, "dc1 to be gone", func() error {
-		if _, ok := sc.nodes["dc1"]; ok {
-			return errors.New("still up")
-		}
-		return nil
-	})
+	<-sw.done
+	delete(sc.nodes, "dc1")
 	for _, r := range []string{"dc2", "dc3"} {
 		sc.waitFor(10*time.Second, r+" to hold the committed record", func() error {
 			if code, msg := sc.sign(r, pk, attestationBody(t, 103, 104, blockRoot(6))); code != 412 {

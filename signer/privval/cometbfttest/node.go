@@ -34,8 +34,13 @@ var (
 	ErrExited = errors.New("cometbfttest: node exited")
 )
 
-// Version is the CometBFT release the harness builds by default.
-const Version = "v0.38.26"
+// The CometBFT releases the tests run against: the v0.38 line (privval
+// package tendermint.privval) and the v1 line (cometbft.privval.v1, whose
+// PubKeyResponse, SignVoteRequest and SignBytes differ).
+const (
+	Version   = "v0.38.26"
+	VersionV1 = "v1.0.1"
+)
 
 // CacheDir returns where built cometbft binaries are kept:
 // $(go env GOCACHE)/regent-cometbft/<version>.
@@ -228,7 +233,17 @@ func (n *Node) writeGenesis() error {
 		if !ok {
 			return fmt.Errorf("%w: genesis.json has no consensus_params", ErrNode)
 		}
-		params["abci"] = map[string]any{"vote_extensions_enable_height": strconv.FormatInt(n.opts.VoteExtensionsHeight, 10)}
+		// v0.38 keeps the parameter under "abci", v1 under "feature".
+		section := "abci"
+		if _, v1 := params["feature"]; v1 {
+			section = "feature"
+		}
+		sec, _ := params[section].(map[string]any)
+		if sec == nil {
+			sec = map[string]any{}
+		}
+		sec["vote_extensions_enable_height"] = strconv.FormatInt(n.opts.VoteExtensionsHeight, 10)
+		params[section] = sec
 	}
 	out, err := json.MarshalIndent(g, "", "  ")
 	if err != nil {

@@ -36,17 +36,17 @@ func requireEnabled(t *testing.T) {
 	}
 }
 
-func binary(t *testing.T) string {
+func binary(t *testing.T, version string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
 	defer cancel()
 	start := time.Now()
-	bin, err := Binary(ctx, Version)
+	bin, err := Binary(ctx, version)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d > time.Second {
-		t.Logf("built cometbft %s in %v (cached at %s)", Version, d.Round(time.Second), bin)
+		t.Logf("built cometbft %s in %v (cached at %s)", version, d.Round(time.Second), bin)
 	}
 	return bin
 }
@@ -136,9 +136,9 @@ func startSigner(t *testing.T, name string, n *Node, b privval.Backend, mutate f
 	return r
 }
 
-func newNode(t *testing.T, bin string, pub ed25519.PublicKey, unix bool) *Node {
+func newNode(t *testing.T, bin string, pub ed25519.PublicKey, unix bool, extHeight int64) *Node {
 	t.Helper()
-	n, err := Init(t.Context(), Options{Binary: bin, Home: t.TempDir(), ChainID: chainID, Validator: pub, VoteExtensionsHeight: 1, Unix: unix})
+	n, err := Init(t.Context(), Options{Binary: bin, Home: t.TempDir(), ChainID: chainID, Validator: pub, VoteExtensionsHeight: extHeight, Unix: unix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,13 +267,28 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 // and afterwards no block carries evidence, every commit signature verifies
 // and was released through Regent, and no two different messages were ever
 // signed at one height/round/step.
+//
+// It runs against v0.38 with vote extensions from height 1 and against v1
+// with vote extensions from height 3: a v1 node sets
+// skip_extension_signing while extensions are off, and the signer must
+// honour it, while a v0.38 node always gets extension signatures for
+// non-nil precommits (as FilePV gives them).
 func TestChainSignsOnlyThroughRegent(t *testing.T) {
 	requireEnabled(t)
-	bin := binary(t)
+	for _, tc := range []struct {
+		version   string
+		extHeight int64
+	}{{Version, 1}, {VersionV1, 3}} {
+		t.Run(tc.version, func(t *testing.T) { chainScenario(t, tc.version, tc.extHeight) })
+	}
+}
+
+func chainScenario(t *testing.T, version string, extHeight int64) {
+	bin := binary(t, version)
 	holderEnv, holder, pub := region(t, true)
 	standbyEnv, standby, _ := region(t, false)
 	log := NewSignLog()
-	n := newNode(t, bin, pub, false)
+	n := newNode(t, bin, pub, false, extHeight)
 
 	// 1. Blocks signed through Regent.
 	gate := &proposalGate{Backend: holder}
@@ -376,6 +391,10 @@ func TestChainSignsOnlyThroughRegent(t *testing.T) {
 	if err := log.CheckNoDoubleSign(); err != nil {
 		t.Fatal(err)
 	}
+	ext := log.ExtensionHeights()
+	if len(ext) == 0 || ext[0] != extHeight {
+		t.Fatalf("vote extensions signed from height %v, want from %d", ext, extHeight)
+	}
 	if found, err := n.LogContains("conflicting vote"); err != nil || found {
 		t.Fatalf("node log mentions a conflicting vote (err %v)", err)
 	}
@@ -395,10 +414,10 @@ func TestChainSignsOnlyThroughRegent(t *testing.T) {
 // itself does for unix://).
 func TestChainOverUnixSocket(t *testing.T) {
 	requireEnabled(t)
-	bin := binary(t)
+	bin := binary(t, Version)
 	_, holder, pub := region(t, true)
 	log := NewSignLog()
-	n := newNode(t, bin, pub, true)
+	n := newNode(t, bin, pub, true, 1)
 	startSigner(t, "holder", n, log.Wrap(holder), nil)
 	if err := n.Start(); err != nil {
 		t.Fatal(err)
@@ -417,9 +436,9 @@ func TestChainOverUnixSocket(t *testing.T) {
 // starting, and the signer counts the refusal.
 func TestUnlistedNodeIsNeverServed(t *testing.T) {
 	requireEnabled(t)
-	bin := binary(t)
+	bin := binary(t, Version)
 	_, holder, pub := region(t, true)
-	n := newNode(t, bin, pub, false)
+	n := newNode(t, bin, pub, false, 1)
 	other, _, _ := ed25519.GenerateKey(nil)
 	s := startSigner(t, "strict", n, holder, func(c *privval.Config) {
 		c.AcceptAnyNodeKey, c.AllowedNodeKeys = false, []ed25519.PublicKey{other}

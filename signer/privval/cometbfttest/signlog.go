@@ -23,6 +23,8 @@ type SignLog struct {
 	byHRS  map[hrsKey][][]byte // distinct sign bytes signed at each position
 	sigs   map[string]bool     // every signature released
 	events []Signed
+	// extHeights are the heights of vote extensions signed.
+	extHeights []int64
 }
 
 type hrsKey struct {
@@ -70,9 +72,22 @@ func (g logged) SignUnslashable(ctx context.Context, c pipeline.Caller, pk []byt
 	if err == nil {
 		g.l.mu.Lock()
 		g.l.sigs[string(sig)] = true
+		if kind == privval.KindVoteExtension {
+			if e, derr := cometbft.DecodeVoteExtensionSignBytes(msg); derr == nil {
+				g.l.extHeights = append(g.l.extHeights, e.Height)
+			}
+		}
 		g.l.mu.Unlock()
 	}
 	return sig, err
+}
+
+// ExtensionHeights returns the heights of the vote extensions signed, in
+// order.
+func (l *SignLog) ExtensionHeights() []int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]int64(nil), l.extHeights...)
 }
 
 func (l *SignLog) add(s Signed) {
