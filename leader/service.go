@@ -59,6 +59,10 @@ type ServiceConfig struct {
 	// InitialHolder, when set, is granted the lease at epoch 1 by whichever
 	// region first leads a fresh cluster. The FSM refuses any later grant.
 	InitialHolder string
+	// Bootstrap, when set, is called by the leadership keeper on the Raft
+	// leader once the lease is active, until it returns nil (one-time
+	// cluster setup such as the operator registry).
+	Bootstrap func(ctx context.Context) error
 	// Observe, when set, is called after every RecordSignatures proposal
 	// with the number of records and how long commit took.
 	Observe func(records int, commit time.Duration, err error)
@@ -270,6 +274,15 @@ func (s *Service) apply(ctx context.Context, data []byte) (fsm.Response, error) 
 	if !ok {
 		return fsm.Response{}, fmt.Errorf("%w: unexpected apply response %T", ErrMaybeCommitted, f.Response())
 	}
+	if resp.Err == nil {
+		// Some handlers refuse by value (they append an audit record, so
+		// they cannot return an error): surface the refusal.
+		if r, ok := resp.Value.(interface{ Refusal() error }); ok {
+			if err := r.Refusal(); err != nil {
+				return resp, fmt.Errorf("%w: %w", ErrRejected, err)
+			}
+		}
+	}
 	return resp, resp.Err
 }
 
@@ -449,6 +462,7 @@ func (s *Service) keeper() {
 	s.cfg.Raft.RegisterObserver(obs)
 	defer s.cfg.Raft.DeregisterObserver(obs)
 	failing := map[raft.ServerID]bool{}
+	bootstrapped := false
 	backoff := s.cfg.KeeperInterval
 	var next time.Time
 	t := time.NewTicker(s.cfg.KeeperInterval)
@@ -481,6 +495,16 @@ func (s *Service) keeper() {
 			cancel()
 			s.cfg.Logger.Info("initial lease grant", "region", s.cfg.InitialHolder, "err", err)
 			continue
+		}
+		if s.cfg.Bootstrap != nil && l.State == LeaseActive && !bootstrapped {
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
+			err := s.cfg.Bootstrap(ctx)
+			cancel()
+			if err == nil {
+				bootstrapped = true
+			} else {
+				s.cfg.Logger.Warn("cluster bootstrap", "err", err)
+			}
 		}
 		if s.cfg.NoLeadershipTransfer || l.State != LeaseActive || l.Holder == s.cfg.NodeID || failing[raft.ServerID(l.Holder)] {
 			continue

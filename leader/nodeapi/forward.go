@@ -114,6 +114,13 @@ var forwardable = map[commandpb.CommandType]bool{
 	commandpb.CommandType_REGISTER_REGION:    true,
 	commandpb.CommandType_IMPORT_INTERCHANGE: true,
 	commandpb.CommandType_NOOP:               true, // read barrier of a follower
+	// Failover protocol: operator-signed commands (verified in Apply),
+	// finality evidence, heartbeats, DR takeovers, one-time bootstrap.
+	commandpb.CommandType_OPERATOR_COMMAND:    true,
+	commandpb.CommandType_CONFIRM_FINALITY:    true,
+	commandpb.CommandType_LEASE_HEARTBEAT:     true,
+	commandpb.CommandType_DR_TAKEOVER:         true,
+	commandpb.CommandType_BOOTSTRAP_OPERATORS: true,
 }
 
 // Propose implements nodepb.NodeServer: a region forwards one command. The
@@ -180,6 +187,11 @@ func (l LeaderForwarder) Forward(ctx context.Context, t commandpb.CommandType, p
 
 // operatorCommands are what OperatorPropose accepts.
 var operatorCommands = map[commandpb.CommandType]bool{
+	// A command signed by operators; the state machine verifies the
+	// signatures against the replicated operator registry.
+	commandpb.CommandType_OPERATOR_COMMAND: true,
+	// Unsigned scaffolding, refused by the state machine once the operator
+	// registry is bootstrapped.
 	commandpb.CommandType_SET_POLICY:   true,
 	commandpb.CommandType_APPROVE_EXIT: true,
 	commandpb.CommandType_DISABLE_KEY:  true,

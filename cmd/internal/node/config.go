@@ -62,6 +62,8 @@ type Config struct {
 	} `yaml:"signing"`
 	// Privval connects this region to CometBFT nodes as their remote signer.
 	Privval []PrivvalConfig `yaml:"privval"`
+	// Failover configures operators, heartbeats and the finality watcher.
+	Failover FailoverConfig `yaml:"failover"`
 }
 
 // PrivvalConfig is one CometBFT node this region signs for.
@@ -69,7 +71,9 @@ type PrivvalConfig struct {
 	ChainID string `yaml:"chain_id"`
 	// Address is the node's priv_validator_laddr: tcp://host:port or unix:///path.
 	Address string `yaml:"address"`
-	// NodeKeys allowlists the node's SecretConnection public keys (hex Ed25519).
+	// NodeKeys allowlists the node's SecretConnection public keys (hex
+	// Ed25519). "any" accepts every key: stock CometBFT makes a new
+	// listener key at every start, so it cannot be pinned.
 	NodeKeys []string `yaml:"node_keys"`
 	// ConnectionKeyFile holds this signer's SecretConnection key (not the validator key).
 	ConnectionKeyFile string `yaml:"connection_key_file"`
@@ -243,6 +247,24 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("signing.http needs an hsm (hsm.module) to sign with"))
 		}
 		need(c.Network, "network (signing.http is set)")
+	}
+	if c.Failover.OperatorsFile != "" {
+		if _, err := LoadOperators(c.Failover.OperatorsFile); err != nil {
+			errs = append(errs, fmt.Errorf("failover.operators_file: %w", err))
+		}
+	}
+	if c.Failover.HeartbeatInterval < 0 {
+		errs = append(errs, errors.New("failover.heartbeat_interval must not be negative"))
+	}
+	for i, e := range c.Failover.Finality.Eth {
+		if len(e.Endpoints) == 0 {
+			errs = append(errs, fmt.Errorf("failover.finality.eth[%d] needs endpoints", i))
+		}
+	}
+	for i, cm := range c.Failover.Finality.Comet {
+		if cm.ChainID == "" || len(cm.Endpoints) == 0 {
+			errs = append(errs, fmt.Errorf("failover.finality.comet[%d] needs chain_id and endpoints", i))
+		}
 	}
 	for i, p := range c.Privval {
 		if p.ChainID == "" || p.Address == "" {

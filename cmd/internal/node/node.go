@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/regent-signer/regent/cmd/internal/client"
+	"github.com/regent-signer/regent/failover"
 	"github.com/regent-signer/regent/leader"
 	"github.com/regent-signer/regent/leader/metrics"
 	"github.com/regent-signer/regent/leader/nodeapi"
@@ -49,11 +50,13 @@ type Node struct {
 	tlsm    *transport.Metrics
 	forward *nodeapi.Forwarder
 	signing *signing
-	cluster *cluster.Node
-	grpc    *grpc.Server
-	http    *http.Server
-	fatal   chan error
-	once    sync.Once
+	// agentStop stops the failover agent (nil when not started).
+	agentStop func()
+	cluster   *cluster.Node
+	grpc      *grpc.Server
+	http      *http.Server
+	fatal     chan error
+	once      sync.Once
 }
 
 // Options are the process-level choices Start does not read from Config.
@@ -139,9 +142,13 @@ func Start(cfg *Config, opts Options) (_ *Node, err error) {
 	var core atomic.Pointer[metrics.Core]
 	var service atomic.Pointer[leader.Service]
 	var kicks atomic.Pointer[signing]
+	// The replicated state carries the failover extension (operators,
+	// handovers, audit chain); its registry refuses unsigned lease and
+	// control-plane commands once operators are bootstrapped.
+	fc := failover.FSMConfig()
 	f, err := fsm.New(fsm.Config[*leader.State]{
-		New:      leader.NewState,
-		Registry: leader.NewRegistry(),
+		New:      fc.New,
+		Registry: fc.Registry,
 		Fatal:    fatal,
 		Applied: func(i uint64, t commandpb.CommandType, resp fsm.Response) {
 			if c := core.Load(); c != nil {
@@ -169,7 +176,7 @@ func Start(cfg *Config, opts Options) (_ *Node, err error) {
 	for _, p := range cfg.Peers {
 		cc.Peers = append(cc.Peers, cluster.Peer{ID: p.ID, Address: p.Address})
 	}
-	cn, err := cluster.Open(cc, f, trans)
+	cn, err := cluster.Open(cc, f, cluster.WithoutPipeline(trans))
 	if err != nil {
 		trans.Close()
 		return nil, err
@@ -178,6 +185,14 @@ func Start(cfg *Config, opts Options) (_ *Node, err error) {
 	mcore := metrics.NewCore(reg, cfg.Region, cn.Raft, f)
 	core.Store(mcore)
 
+	var bootstrap func(context.Context) error
+	if cfg.Failover.OperatorsFile != "" {
+		ops, err := LoadOperators(cfg.Failover.OperatorsFile)
+		if err != nil {
+			return nil, err
+		}
+		bootstrap = n.bootstrapOperators(ops)
+	}
 	apiAddr := map[string]string{}
 	for _, p := range cfg.Peers {
 		apiAddr[p.ID] = p.API
@@ -188,6 +203,7 @@ func Start(cfg *Config, opts Options) (_ *Node, err error) {
 		Observe: mcore.OnBatch, InitialHolder: cfg.InitialLeaseHolder,
 		Forward:              nodeapi.LeaderForwarder{F: n.forward, Raft: cn.Raft},
 		NoLeadershipTransfer: opts.NoLeadershipTransfer,
+		Bootstrap:            bootstrap,
 	})
 	if err != nil {
 		return nil, err
@@ -233,6 +249,9 @@ func Start(cfg *Config, opts Options) (_ *Node, err error) {
 		})
 		n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = n.http.Serve(hl) }()
+	}
+	if err := n.startAgent(cfg); err != nil {
+		return nil, err
 	}
 	if cfg.Signs() {
 		sg, err := n.startSigning(cfg, opts, mat, reg)
@@ -283,6 +302,9 @@ func (n *Node) Close() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			_ = n.http.Shutdown(ctx)
 			cancel()
+		}
+		if n.agentStop != nil {
+			n.agentStop()
 		}
 		if n.signing != nil {
 			n.signing.stop()

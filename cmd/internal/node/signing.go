@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +26,7 @@ import (
 	"github.com/regent-signer/regent/signer/keysync"
 	signmetrics "github.com/regent-signer/regent/signer/metrics"
 	"github.com/regent-signer/regent/signer/pipeline"
+	"github.com/regent-signer/regent/signer/privval"
 	"github.com/regent-signer/regent/signer/web3signer"
 )
 
@@ -39,6 +42,7 @@ type signing struct {
 	guard    *keysync.Guard
 	pipeline *pipeline.Pipeline
 	server   *http.Server
+	privval  []*privval.Signer
 	cancel   context.CancelFunc
 	done     chan struct{}
 	addr     string
@@ -160,8 +164,79 @@ func (n *Node) startSigning(cfg *Config, opts Options, mat *pki.Material, reg pr
 		sg.server = web3signer.NewServer(sg.addr, tc, mux)
 		go func() { _ = sg.server.ServeTLS(ln, "", "") }()
 	}
+	if err := n.startPrivval(ctx, sg, cfg, reg); err != nil {
+		return nil, err
+	}
 	ok = true
 	return sg, nil
+}
+
+// startPrivval dials every configured CometBFT node as its remote signer.
+func (n *Node) startPrivval(ctx context.Context, sg *signing, cfg *Config, reg prometheus.Registerer) error {
+	if len(cfg.Privval) == 0 {
+		return nil
+	}
+	pm, err := privval.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	for i, p := range cfg.Privval {
+		pc := privval.DefaultConfig()
+		pc.Address, pc.ChainID, pc.Caller, pc.Logger, pc.Metrics = p.Address, p.ChainID, p.Identity, n.log, pm
+		if pc.Caller == "" {
+			pc.Caller = "cometbft-" + p.ChainID
+		}
+		for _, k := range p.NodeKeys {
+			if k == "any" {
+				// Stock CometBFT makes a fresh listener key at every start,
+				// so an allowlist cannot pin it; say so loudly.
+				pc.AcceptAnyNodeKey = true
+				n.log.Warn("privval accepts any CometBFT node key", "chain", p.ChainID, "address", p.Address)
+				continue
+			}
+			b, err := hex.DecodeString(k)
+			if err != nil || len(b) != ed25519.PublicKeySize {
+				return fmt.Errorf("node: privval[%d].node_keys: %q is not a hex Ed25519 public key", i, k)
+			}
+			pc.AllowedNodeKeys = append(pc.AllowedNodeKeys, ed25519.PublicKey(b))
+		}
+		if p.ConnectionKeyFile != "" {
+			if pc.ConnKey, err = privval.LoadConnKey(p.ConnectionKeyFile); err != nil {
+				return fmt.Errorf("node: privval[%d]: %w", i, err)
+			}
+		}
+		chain := p.ChainID
+		signer, err := privval.New(pc, privval.PipelineBackend{Pipeline: sg.pipeline, Key: func(context.Context, string) (ed25519.PublicKey, error) {
+			return n.cometKey(chain)
+		}})
+		if err != nil {
+			return fmt.Errorf("node: privval[%d]: %w", i, err)
+		}
+		sg.privval = append(sg.privval, signer)
+		go func() {
+			if err := signer.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				n.log.Error("privval signer stopped", "chain", chain, "err", err)
+			}
+		}()
+	}
+	return nil
+}
+
+// cometKey returns the enabled Ed25519 key registered for chain.
+func (n *Node) cometKey(chain string) (ed25519.PublicKey, error) {
+	var out ed25519.PublicKey
+	n.FSM.View(func(s *leader.State, _ uint64) {
+		for _, k := range s.Keys() {
+			if k.Scheme == commandpb.Scheme_SCHEME_ED25519 && k.Network == chain && !k.Disabled {
+				out = ed25519.PublicKey(k.Pubkey)
+				return
+			}
+		}
+	})
+	if out == nil {
+		return nil, fmt.Errorf("%w: no enabled Ed25519 key for chain %q", leader.ErrUnknownKey, chain)
+	}
+	return out, nil
 }
 
 // kick wakes the guard after lease changes and the key sync after
