@@ -427,17 +427,40 @@ func TestBootstrap(t *testing.T) {
 	}
 }
 
-// TestUnsignedCommandsGated: with NewRegistry, the unsigned lease, key,
-// policy and exit commands work before bootstrap (and are audited) and
-// are refused after it, changing nothing.
+// TestUnsignedKeyCommandsStayOpen: after bootstrap a region may still
+// propose unsigned key registry changes (the Keymanager API path); they are
+// applied and audited with the proposing region.
+func TestUnsignedKeyCommandsStayOpen(t *testing.T) {
+	cmds := []struct {
+		t   commandpb.CommandType
+		msg proto.Message
+	}{
+		{commandpb.CommandType_ADD_KEY, &commandpb.AddKeys{Keys: []*commandpb.AddKey{{Pubkey: blsKey(60), Scheme: commandpb.Scheme_SCHEME_BLS12381, Network: leader.RootHex(testGVR)}}}},
+		{commandpb.CommandType_DISABLE_KEY, &commandpb.DisableKey{Pubkey: blsKey(0)}},
+	}
+	for _, tc := range cmds {
+		t.Run(tc.t.String(), func(t *testing.T) {
+			c := newCluster(t)
+			n := len(c.audit())
+			if _, err := c.m.Apply("dc1", tc.t, tc.msg); err != nil {
+				t.Fatalf("after bootstrap: %v", err)
+			}
+			if a := c.audit(); len(a) != n+1 || a[n].Outcome != OutcomeAccepted || a[n].Actor != "dc1" {
+				t.Fatalf("unsigned key command not audited with its region: %+v", c.audit()[n:])
+			}
+		})
+	}
+}
+
+// TestUnsignedCommandsGated: with NewRegistry, the unsigned lease, policy
+// and exit commands work before bootstrap (and are audited) and are
+// refused after it, changing nothing.
 func TestUnsignedCommandsGated(t *testing.T) {
 	cmds := []struct {
 		t   commandpb.CommandType
 		msg proto.Message
 	}{
 		{commandpb.CommandType_FENCE_LEASE, &commandpb.FenceLease{Epoch: 1}},
-		{commandpb.CommandType_ADD_KEY, &commandpb.AddKeys{Keys: []*commandpb.AddKey{{Pubkey: blsKey(60), Scheme: commandpb.Scheme_SCHEME_BLS12381, Network: leader.RootHex(testGVR)}}}},
-		{commandpb.CommandType_DISABLE_KEY, &commandpb.DisableKey{Pubkey: blsKey(0)}},
 		{commandpb.CommandType_SET_POLICY, &commandpb.SetPolicy{Identity: "c", KeyPatterns: []string{"*"}, MessageTypes: []string{"*"}}},
 		{commandpb.CommandType_APPROVE_EXIT, &commandpb.ApproveExit{Pubkey: blsKey(0), Operator: "x"}},
 	}

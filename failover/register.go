@@ -87,8 +87,14 @@ func leaderCommands() []leaderCommand {
 		{commandpb.CommandType_GRANT_LEASE, 1, false, "lease.grant"},
 		{commandpb.CommandType_FENCE_LEASE, 1, true, "lease.fence"},
 		{commandpb.CommandType_ACTIVATE_LEASE, 1, true, "lease.activate"},
-		{commandpb.CommandType_ADD_KEY, 1, true, "keys.add"},
-		{commandpb.CommandType_DISABLE_KEY, 1, true, "keys.disable"},
+		// Key registry changes stay open to regions after bootstrap: the
+		// Keymanager API authenticates operators by certificate at the
+		// region and proposes them unsigned, and neither can create a
+		// slashing risk (a new key starts from its imported history; a
+		// disabled key only stops signing). They are audited with the
+		// proposing region; signed forms exist too (ACTION_KEYS).
+		{commandpb.CommandType_ADD_KEY, 1, false, "keys.add"},
+		{commandpb.CommandType_DISABLE_KEY, 1, false, "keys.disable"},
 		{commandpb.CommandType_IMPORT_INTERCHANGE, 1, false, "interchange.import"},
 		{commandpb.CommandType_PRUNE_HISTORY, 1, false, ""},
 		{commandpb.CommandType_REGISTER_REGION, 1, false, "region.register"},

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -31,12 +30,15 @@ import (
 	"github.com/regent-signer/regent/raft/fsm"
 	"github.com/regent-signer/regent/signer/hsm"
 	"github.com/regent-signer/regent/signer/hsm/hsmtest"
-	"github.com/regent-signer/regent/signer/keysync"
 	"github.com/regent-signer/regent/signer/privval"
 	"github.com/regent-signer/regent/signer/privval/cometbfttest"
 	"github.com/regent-signer/regent/slashing"
 	"github.com/regent-signer/regent/slashing/cometbft"
 )
+
+// cometEnvGuard must be "1" for the real-node tests to run (the same
+// variable package cometbfttest reads).
+const cometEnvGuard = "REGENT_COMETBFT_TEST"
 
 // requireCometBFT gates the real-node tests exactly as package cometbfttest
 // does: they run real processes and need the network once (to build
@@ -46,8 +48,8 @@ func requireCometBFT(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real CometBFT node: skipped in -short mode")
 	}
-	if os.Getenv(cometbfttest.EnvGuard) != "1" {
-		t.Skipf("real CometBFT node: set %s=1 (or run make cometbft-test)", cometbfttest.EnvGuard)
+	if os.Getenv(cometEnvGuard) != "1" {
+		t.Skipf("real CometBFT node: set %s=1 (or run make cometbft-test)", cometEnvGuard)
 	}
 }
 
@@ -406,8 +408,41 @@ func commitSignBytes(chainID string, b cometbfttest.Block, addr string) (signByt
 	return nil, nil, fmt.Errorf("block %d: no commit signature from %s", b.Height, addr)
 }
 
-// sha is a short fingerprint for logs.
-func sha(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:6])
+
+// findRecord returns the accepted CometBFT record whose cleared sign bytes
+// are sb.
+func findRecord(recs []cometRecord, sb []byte) (cometRecord, bool) {
+	for _, r := range recs {
+		if bytes.Equal(r.signBytes, sb) {
+			return r, true
+		}
+	}
+	return cometRecord{}, false
+}
+
+func sameRecord(a, b cometRecord) bool {
+	return a.index == b.index && a.holder == b.holder && a.epoch == b.epoch && a.chainID == b.chainID && a.pubkey == b.pubkey &&
+		a.height == b.height && a.round == b.round && a.step == b.step && bytes.Equal(a.signBytes, b.signBytes)
+}
+
+// sameRecords reports the first difference between two regions' accepted
+// records (I6: what one accepted, every region holds).
+func sameRecords(a, b []cometRecord) error {
+	if len(a) != len(b) {
+		return fmt.Errorf("%d records against %d", len(a), len(b))
+	}
+	return prefixRecords(a, b)
+}
+
+// prefixRecords checks that a is a prefix of b.
+func prefixRecords(a, b []cometRecord) error {
+	if len(a) > len(b) {
+		return fmt.Errorf("%d records, longer than the %d it should prefix", len(a), len(b))
+	}
+	for i := range a {
+		if !sameRecord(a[i], b[i]) {
+			return fmt.Errorf("record %d differs: %+v against %+v", i, a[i], b[i])
+		}
+	}
+	return nil
 }
