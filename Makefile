@@ -64,7 +64,7 @@ demo-down:
 proto:
 	PATH="$$PATH:$$($(GO) env GOPATH)/bin" protoc --go_out=. --go_opt=module=github.com/regent-signer/regent \
 	  --go-grpc_out=. --go-grpc_opt=module=github.com/regent-signer/regent -I . \
-	  raft/commandpb/*.proto leader/nodepb/*.proto failover/failoverpb/*.proto
+	  raft/commandpb/*.proto leader/nodepb/*.proto failover/failoverpb/*.proto failover/opsapi/opspb/*.proto
 
 clean:
 	rm -rf $(BIN) bench.txt

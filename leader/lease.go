@@ -104,7 +104,14 @@ func (h HighWater) String() string {
 	out := ""
 	for _, gvr := range sortedRoots(h.Eth) {
 		m := h.Eth[gvr]
-		out += fmt.Sprintf("eth %x…: slot %d target %d; ", gvr[:4], m.MaxBlockSlot, m.MaxTargetEpoch)
+		out += fmt.Sprintf("eth %x…:", gvr[:4])
+		if m.HasBlock {
+			out += fmt.Sprintf(" block slot %d", m.MaxBlockSlot)
+		}
+		if m.HasAttestation {
+			out += fmt.Sprintf(" target epoch %d", m.MaxTargetEpoch)
+		}
+		out += "; "
 	}
 	chains := make([]string, 0, len(h.Comet))
 	for c := range h.Comet {

@@ -5,18 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/status"
 
 	"github.com/regent-signer/regent/cmd/internal/client"
-	"github.com/regent-signer/regent/leader"
 	"github.com/regent-signer/regent/leader/nodepb"
-	"github.com/regent-signer/regent/raft/commandpb"
 	"github.com/regent-signer/regent/raft/pki"
-	"github.com/regent-signer/regent/slashing"
 )
 
 type demoClient struct {
@@ -112,111 +107,4 @@ func (c *demoClient) caughtUp(ctx context.Context, name string) error {
 		return fmt.Errorf("%s applied %d, leader committed %d", name, st.AppliedIndex, ls.CommitIndex)
 	}
 	return nil
-}
-
-func (c *demoClient) addKeys(ctx context.Context, on string, set validatorSet) error {
-	req := &commandpb.AddKeys{}
-	for i, v := range set {
-		req.Keys = append(req.Keys, &commandpb.AddKey{Pubkey: v.pubkey, Scheme: commandpb.Scheme_SCHEME_BLS12381,
-			Network: leader.RootHex(demoGVR), Label: fmt.Sprintf("demo-validator-%d", i)})
-	}
-	resp, err := c.nodes[on].AddKeys(ctx, req)
-	if err != nil {
-		return fmt.Errorf("add keys on %s: %w", on, err)
-	}
-	if int(resp.Added) != len(set) {
-		return fmt.Errorf("added %d keys, want %d", resp.Added, len(set))
-	}
-	return nil
-}
-
-// recordDuties commits every duty of epochs 1..n through region on, in
-// concurrent chunks the way many validator clients would, and returns
-// the acknowledged records. Any refusal is an error.
-func (c *demoClient) recordDuties(ctx context.Context, on string, set validatorSet, epochs int) ([]*commandpb.ProtectionRecord, error) {
-	var acked []*commandpb.ProtectionRecord
-	for e := 1; e <= epochs; e++ {
-		recs := set.duties(uint64(e))
-		const chunk = 50
-		var (
-			wg   sync.WaitGroup
-			mu   sync.Mutex
-			errs []error
-		)
-		for off := 0; off < len(recs); off += chunk {
-			part := recs[off:min(off+chunk, len(recs))]
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				resp, err := c.nodes[on].Record(ctx, &nodepb.RecordRequest{Records: part})
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					errs = append(errs, err)
-					return
-				}
-				for i, o := range resp.Outcomes {
-					if o.Decision != "accepted" {
-						errs = append(errs, fmt.Errorf("record refused: %s %s", o.Rule, o.Reason))
-						continue
-					}
-					acked = append(acked, part[i])
-				}
-			}()
-		}
-		wg.Wait()
-		if len(errs) > 0 {
-			return nil, errors.Join(errs...)
-		}
-	}
-	return acked, nil
-}
-
-func (c *demoClient) tryDoubleVote(ctx context.Context, on string, set validatorSet, epoch uint64) (string, error) {
-	rec := conflicting(set.duties(epoch)[0])
-	resp, err := c.nodes[on].Record(ctx, &nodepb.RecordRequest{Records: []*commandpb.ProtectionRecord{rec}})
-	if err != nil {
-		return "", err
-	}
-	o := resp.Outcomes[0]
-	if o.Decision != "denied" {
-		return "", fmt.Errorf("double vote was %s, want denied", o.Decision)
-	}
-	return fmt.Sprintf("%s (%s)", o.Rule, o.Reason), nil
-}
-
-// recordOn tries to commit one record through region on; it returns the
-// refusal message.
-func (c *demoClient) recordOn(ctx context.Context, on string, set validatorSet, epoch int) (string, error) {
-	rec := set.duties(uint64(epoch))[0]
-	_, err := c.nodes[on].Record(ctx, &nodepb.RecordRequest{Records: []*commandpb.ProtectionRecord{rec}})
-	if err != nil {
-		return status.Convert(err).Message(), err
-	}
-	return "", nil
-}
-
-// verifyHeld counts the acknowledged records region name holds: for each,
-// a conflicting record must be refused by that region's state.
-func (c *demoClient) verifyHeld(ctx context.Context, name string, acked []*commandpb.ProtectionRecord) (int, error) {
-	held := 0
-	for off := 0; off < len(acked); off += leader.MaxBatch {
-		part := acked[off:min(off+leader.MaxBatch, len(acked))]
-		req := &nodepb.RecordRequest{}
-		for _, r := range part {
-			req.Records = append(req.Records, conflicting(r))
-		}
-		resp, err := c.nodes[name].Check(ctx, req)
-		if err != nil {
-			return 0, fmt.Errorf("check on %s: %w", name, err)
-		}
-		for _, o := range resp.Outcomes {
-			// Only the double-vote/double-proposal rules prove the original
-			// record is there; any other refusal does not count.
-			if o.Decision == "denied" && (o.Rule == string(slashing.RuleAttDoubleVote) || o.Rule == string(slashing.RuleBlockDoubleProposal)) {
-				held++
-			}
-		}
-	}
-	return held, nil
 }

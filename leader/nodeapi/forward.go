@@ -206,9 +206,6 @@ func (s *Server) OperatorPropose(ctx context.Context, req *nodepb.ProposeRequest
 	if !operatorCommands[req.Type] {
 		return nil, status.Errorf(codes.InvalidArgument, "%v is not an operator command here", req.Type)
 	}
-	if s.OperatorCommandsDisabled {
-		return nil, status.Error(codes.FailedPrecondition, "unsigned operator commands are disabled: use signed operator commands")
-	}
 	if s.Raft.State() != raft.Leader {
 		var out *nodepb.ProposeResponse
 		err := s.toLeader(ctx, op, func(ctx context.Context, nc nodepb.NodeClient) error {

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/validator"
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -17,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/regent-signer/regent/failover/opsapi/limiter"
 	"github.com/regent-signer/regent/leader"
 	"github.com/regent-signer/regent/leader/nodepb"
 	"github.com/regent-signer/regent/raft/commandpb"
@@ -37,9 +40,9 @@ type Server struct {
 	Service *leader.Service
 	// Forward, when set, sends control-plane writes to the Raft leader.
 	Forward *Forwarder
-	// OperatorCommandsDisabled refuses OperatorPropose (when signed
-	// operator commands are in force).
-	OperatorCommandsDisabled bool
+	// Failover, when set, reports the cluster id and operator count from
+	// the failover extension of the state (nodeapi does not import it).
+	Failover func(*leader.State) (clusterID string, operators uint32)
 }
 
 // NewGRPCServer returns a gRPC server with Regent's interceptors (recovery,
@@ -54,6 +57,12 @@ func NewGRPCServer(creds credentials.TransportCredentials, log *slog.Logger, srv
 			recovery.UnaryServerInterceptor(),
 			logging.UnaryServerInterceptor(logger, logging.WithLogOnEvents(logging.FinishCall)),
 			authenticate,
+			// Per-identity token bucket (region nodes exempt), after
+			// authentication so the bucket is the certificate identity.
+			ratelimit.UnaryServerInterceptor(limiter.Default()),
+			// Requests that implement Validate() error (the operator API's)
+			// are checked before any handler: InvalidArgument otherwise.
+			validator.UnaryServerInterceptor(validator.WithFailFast()),
 		),
 	)
 	nodepb.RegisterNodeServer(g, srv)
@@ -129,6 +138,9 @@ func (s *Server) Status(ctx context.Context, _ *nodepb.StatusRequest) (*nodepb.S
 			resp.Members = append(resp.Members, &nodepb.Member{Id: m.ID, Address: m.Address, Voter: m.Voter})
 		}
 		resp.RecordsAccepted, resp.RecordsRefused = st.Counts()
+		if s.Failover != nil {
+			resp.ClusterId, resp.Operators = s.Failover(st)
+		}
 	})
 	return resp, nil
 }

@@ -227,8 +227,12 @@ type StatusResponse struct {
 	FsmHalted       string                 `protobuf:"bytes,15,opt,name=fsm_halted,json=fsmHalted,proto3" json:"fsm_halted,omitempty"`                // non-empty when the FSM stopped on a fatal entry
 	LastContactMs   int64                  `protobuf:"varint,16,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"` // follower: ms since the leader was heard; -1 unknown
 	Version         string                 `protobuf:"bytes,17,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Failover: the cluster id fixed when the operator registry was
+	// bootstrapped (empty before), and the registry's size.
+	ClusterId     string `protobuf:"bytes,18,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Operators     uint32 `protobuf:"varint,19,opt,name=operators,proto3" json:"operators,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -378,6 +382,20 @@ func (x *StatusResponse) GetVersion() string {
 		return x.Version
 	}
 	return ""
+}
+
+func (x *StatusResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetOperators() uint32 {
+	if x != nil {
+		return x.Operators
+	}
+	return 0
 }
 
 type Lease struct {
@@ -709,7 +727,7 @@ const file_leader_nodepb_node_proto_rawDesc = "" +
 	"\x0fAddKeysResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x14\n" +
 	"\x05added\x18\x02 \x01(\rR\x05added\"\x0f\n" +
-	"\rStatusRequest\"\xd7\x04\n" +
+	"\rStatusRequest\"\x94\x05\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x12\x1d\n" +
@@ -730,7 +748,10 @@ const file_leader_nodepb_node_proto_rawDesc = "" +
 	"\n" +
 	"fsm_halted\x18\x0f \x01(\tR\tfsmHalted\x12&\n" +
 	"\x0flast_contact_ms\x18\x10 \x01(\x03R\rlastContactMs\x12\x18\n" +
-	"\aversion\x18\x11 \x01(\tR\aversion\"\xd0\x01\n" +
+	"\aversion\x18\x11 \x01(\tR\aversion\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x12 \x01(\tR\tclusterId\x12\x1c\n" +
+	"\toperators\x18\x13 \x01(\rR\toperators\"\xd0\x01\n" +
 	"\x05Lease\x12\x16\n" +
 	"\x06holder\x18\x01 \x01(\tR\x06holder\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x14\n" +

@@ -86,6 +86,27 @@ type Config struct {
 	// YieldFor is how long a signer that yielded waits before dialling again.
 	YieldFor time.Duration
 
+	// Ready, when set, reports whether this region can sign now — it holds
+	// the signing lease (nil) or not (an error saying why). It makes the
+	// signer stand by instead of refusing:
+	//   - while Ready refuses, the signer does not dial, so a standby region
+	//     never becomes the node's one signer connection;
+	//   - when Ready starts refusing while connected, the signer closes the
+	//     connection (checked every ReadyPoll), and a sign request that
+	//     arrives meanwhile, or that the backend refuses as "cannot sign
+	//     now" while Ready refuses, is left unanswered. CometBFT retries an
+	//     unanswered request on the next connection it takes — the new lease
+	//     holder's — for about 5 s plus up to 3 s per accept it waits for,
+	//     whereas a refusal is final for the round (a missed vote, which
+	//     halts a chain this validator is needed for).
+	// Nil keeps the older behaviour: every region dials, and one that cannot
+	// sign refuses and yields (YieldAfter). Ready is called from the
+	// signer's goroutines; it must be cheap and safe for concurrent use.
+	Ready func() error
+	// ReadyPoll is how often Ready is asked while it refuses and while a
+	// connection is open. Required (positive) when Ready is set.
+	ReadyPoll time.Duration
+
 	// AllowSignBytes enables CometBFT v1's SignBytes request. Even then the
 	// caller's policy must allow KindSignBytes, and bytes that could be
 	// consensus or vote-extension sign bytes are refused.
@@ -100,9 +121,10 @@ type Config struct {
 	Metrics *Metrics
 }
 
-// DefaultConfig returns a Config with the timeouts, backoff and yield
-// defaults filled in; Address, ChainID, the node-key policy and ConnKey
-// remain to be set.
+// DefaultConfig returns a Config with the timeouts, backoff, yield and
+// ReadyPoll defaults filled in; Address, ChainID, the node-key policy,
+// ConnKey and (recommended for a region of a Regent cluster) Ready remain to
+// be set.
 func DefaultConfig() Config {
 	return Config{
 		DialTimeout:      2 * time.Second,
@@ -113,6 +135,7 @@ func DefaultConfig() Config {
 		BackoffMax:       time.Second,
 		YieldAfter:       3,
 		YieldFor:         5 * time.Second,
+		ReadyPoll:        100 * time.Millisecond,
 		MaxMessageSize:   wire.DefaultMaxMessageSize,
 	}
 }
@@ -184,6 +207,9 @@ func (c *Config) Validate() error {
 	}
 	if c.YieldAfter < 0 || (c.YieldAfter > 0 && c.YieldFor <= 0) {
 		return fmt.Errorf("%w: YieldAfter %d needs a positive YieldFor", ErrConfig, c.YieldAfter)
+	}
+	if c.Ready != nil && c.ReadyPoll <= 0 {
+		return fmt.Errorf("%w: Ready needs a positive ReadyPoll", ErrConfig)
 	}
 	if c.MaxMessageSize < 1024 || c.MaxMessageSize > 16<<20 {
 		return fmt.Errorf("%w: MaxMessageSize %d outside 1 KiB..16 MiB", ErrConfig, c.MaxMessageSize)

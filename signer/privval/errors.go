@@ -34,6 +34,12 @@ var (
 	// not verify, a wrong-length key, the connection key as validator key).
 	// Nothing is released; it indicates a fault to investigate.
 	ErrInconsistent = errors.New("privval: backend result inconsistent with the request")
+	// ErrStandby: Config.Ready says this region cannot sign now, so the
+	// signer does not dial (Status.LastError while it stands by).
+	ErrStandby = errors.New("privval: standing by: this region cannot sign now")
+	// errReleased ends a session, leaving any request in hand unanswered,
+	// because Config.Ready started refusing.
+	errReleased = errors.New("privval: released the connection: this region can no longer sign")
 	// errYield ends a session so that another signer can serve the node.
 	errYield = errors.New("privval: yielding the connection")
 )
@@ -75,6 +81,10 @@ const (
 	OutcomeInconsistent   = "inconsistent"
 	OutcomeNotApproved    = "not_approved"
 	OutcomeUnknownRequest = "unknown_request"
+	// OutcomeReleased: the request was left unanswered and the connection
+	// closed because the region can no longer sign (Config.Ready), so that
+	// the node retries it with the lease holder.
+	OutcomeReleased = "released"
 )
 
 // classify maps an error to its outcome label and refusal code.

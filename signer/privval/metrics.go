@@ -36,6 +36,7 @@ const (
 	ConnNotTaken       = "not_taken"
 	ConnNodeNotAllowed = "node_not_allowed"
 	ConnYielded        = "yielded"
+	ConnReleased       = "released"
 	ConnClosed         = "closed"
 )
 
@@ -68,7 +69,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"chain_id", "type"}),
 		connections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: ConnectionsMetric,
-			Help: "Privval connection attempts and their ends, by chain and result (connected, dial_failed, handshake_failed, not_taken: the node kept the connection queued past HandshakeTimeout, node_not_allowed, yielded, closed).",
+			Help: "Privval connection attempts and their ends, by chain and result (connected, dial_failed, handshake_failed, not_taken: the node kept the connection queued past HandshakeTimeout, node_not_allowed, yielded, released: closed because the region can no longer sign, closed).",
 		}, []string{"chain_id", "result"}),
 		connected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: ConnectedMetric,

@@ -10,10 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +28,7 @@ import (
 	"go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/regent-signer/regent/failover"
 	"github.com/regent-signer/regent/leader"
 	"github.com/regent-signer/regent/raft/commandpb"
 	"github.com/regent-signer/regent/raft/fsm"
@@ -98,7 +102,7 @@ func writeValidatorKeyFile(t *testing.T, path string, k ed25519.PrivateKey) {
 // key, a connection key of the region's own written with
 // privval.WriteConnKey, policy identity "cometbft-<chainID>". Each region
 // also serves /metrics on a loopback port. dc1 holds the lease.
-func newCometCluster(t *testing.T, chainID, laddr string) *testCluster {
+func newCometCluster(t *testing.T, chainID string, laddr map[string]string) *testCluster {
 	t.Helper()
 	env := hsmtest.New(t)
 	dir := t.TempDir()
@@ -127,7 +131,7 @@ func newCometCluster(t *testing.T, chainID, laddr string) *testCluster {
 			c.API.HTTP = freeAddr(t)
 			c.Privval = []PrivvalConfig{{
 				ChainID:           chainID,
-				Address:           laddr,
+				Address:           laddr[r],
 				NodeKeys:          []string{"any"},
 				ConnectionKeyFile: filepath.Join(dir, r+".privval-conn.pem"),
 				Identity:          "cometbft-" + chainID,
@@ -146,17 +150,151 @@ func newCometCluster(t *testing.T, chainID, laddr string) *testCluster {
 	return c
 }
 
-// propose proposes a control command on region r, retrying while the
-// outcome is unknown (leadership moving on a loaded machine). The commands
-// it is used with are idempotent or refused harmlessly when repeated.
-func (c *testCluster) propose(r string, typ commandpb.CommandType, msg proto.Message) {
+// proposeOnLeader proposes a control command on the current Raft leader
+// (some commands cannot be forwarded), retrying while there is none or the
+// outcome is unknown. Only for commands that are idempotent.
+func (c *testCluster) proposeOnLeader(typ commandpb.CommandType, msg proto.Message) {
 	c.t.Helper()
-	c.waitFor(20*time.Second, fmt.Sprintf("%v on %s", typ, r), func() error {
+	c.waitFor(20*time.Second, fmt.Sprintf("%v on the leader", typ), func() error {
+		var running []string
+		for _, r := range c.regions {
+			if _, ok := c.nodes[r]; ok {
+				running = append(running, r)
+			}
+		}
+		l := c.leaderOf(running...)
+		if l == "" {
+			return errors.New("no leader")
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_, err := c.nodes[r].Service.Propose(ctx, typ, msg)
+		_, err := c.nodes[l].Service.Propose(ctx, typ, msg)
 		return err
 	})
+}
+
+// leaseGate is the network path from one region's privval signer to the
+// CometBFT node, open only while that region holds the signing lease.
+//
+// It stands in for a hook startPrivval does not wire yet (see
+// privval.Config.Ready): stock CometBFT serves one signer connection at a
+// time, taking the next queued one only when that breaks, and a refused
+// vote is final for its round. Without the gate a standby region's signer
+// can be the connection the node takes (observed: dc2 first, refusing the
+// height-1 proposal and prevote as "not lease holder"), and a
+// single-validator chain then never gets the vote it waits for.
+//
+// A connection from the signer is held, its early handshake bytes kept,
+// until the region holds the lease; then it is spliced to the node. A
+// spliced connection is cut when the region stops holding the lease.
+type leaseGate struct {
+	region  string
+	target  string // the node's priv_validator_laddr, host:port
+	ln      net.Listener
+	holding atomic.Pointer[func() bool]
+	done    chan struct{}
+	wg      sync.WaitGroup
+	passed  atomic.Int64 // connections spliced to the node
+}
+
+func newLeaseGate(t *testing.T, region, laddr string) *leaseGate {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &leaseGate{region: region, target: strings.TrimPrefix(laddr, "tcp://"), ln: ln, done: make(chan struct{})}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			g.wg.Add(1)
+			go func() {
+				defer g.wg.Done()
+				g.serve(conn)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		close(g.done)
+		ln.Close()
+		g.wg.Wait()
+	})
+	return g
+}
+
+// addr is the address the region's signer dials.
+func (g *leaseGate) addr() string { return "tcp://" + g.ln.Addr().String() }
+
+// watch makes the gate follow n's view of the lease.
+func (g *leaseGate) watch(n *Node) {
+	f := func() bool {
+		var l leader.Lease
+		n.FSM.View(func(s *leader.State, _ uint64) { l = s.Lease() })
+		return l.State == leader.LeaseActive && l.Holder == g.region
+	}
+	g.holding.Store(&f)
+}
+
+func (g *leaseGate) open() bool {
+	f := g.holding.Load()
+	return f != nil && (*f)()
+}
+
+const gatePoll = 50 * time.Millisecond
+
+func (g *leaseGate) serve(conn net.Conn) {
+	defer conn.Close()
+	var early []byte
+	buf := make([]byte, 1024)
+	for !g.open() {
+		select {
+		case <-g.done:
+			return
+		default:
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(gatePoll))
+		n, err := conn.Read(buf)
+		if len(early)+n > 64<<10 {
+			return // a handshake is a few dozen bytes
+		}
+		early = append(early, buf[:n]...)
+		var ne net.Error
+		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			return // the signer gave up on this connection
+		}
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	up, err := net.DialTimeout("tcp", g.target, 2*time.Second)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	if _, err := up.Write(early); err != nil {
+		return
+	}
+	g.passed.Add(1)
+	ended := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(up, conn); ended <- struct{}{} }()
+	go func() { _, _ = io.Copy(conn, up); ended <- struct{}{} }()
+	tick := time.NewTicker(gatePoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ended:
+			return
+		case <-g.done:
+			return
+		case <-tick.C:
+			if !g.open() {
+				return
+			}
+		}
+	}
 }
 
 // privvalCounts is what one region's privval signer did, read from its
@@ -301,9 +439,10 @@ func auditRaftLog(t *testing.T, dataDir, region string) raftAudit {
 		recs []*commandpb.ProtectionRecord
 	}
 	var cur pending
+	fc := failover.FSMConfig() // the state machine Start runs
 	f, err := fsm.New(fsm.Config[*leader.State]{
-		New:      leader.NewState,
-		Registry: leader.NewRegistry(),
+		New:      fc.New,
+		Registry: fc.Registry,
 		Fatal:    func(err error) { t.Errorf("%s: replay stopped: %v", region, err) },
 		Applied: func(i uint64, typ commandpb.CommandType, resp fsm.Response) {
 			switch typ {

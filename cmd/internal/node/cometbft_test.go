@@ -69,7 +69,15 @@ func TestCometBFTChainSurvivesRegionLoss(t *testing.T) {
 		}
 	})
 
-	c := newCometCluster(t, chainID, node.PrivvalAddr())
+	gates, addrs := map[string]*leaseGate{}, map[string]string{}
+	for _, r := range []string{"dc1", "dc2", "dc3"} {
+		gates[r] = newLeaseGate(t, r, node.PrivvalAddr())
+		addrs[r] = gates[r].addr()
+	}
+	c := newCometCluster(t, chainID, addrs)
+	for _, r := range c.regions {
+		gates[r].watch(c.nodes[r])
+	}
 
 	// 1. Import the key through dc1; every region's HSM must hold it.
 	keyFile := filepath.Join(t.TempDir(), "priv_validator_key.json")
@@ -116,7 +124,7 @@ func TestCometBFTChainSurvivesRegionLoss(t *testing.T) {
 			return nil
 		})
 	}
-	c.propose("dc1", commandpb.CommandType_SET_POLICY, &commandpb.SetPolicy{
+	c.proposeOnLeader(commandpb.CommandType_SET_POLICY, &commandpb.SetPolicy{
 		Identity: identity, KeyPatterns: []string{"0x" + hex.EncodeToString(pub)},
 		MessageTypes: []string{privval.TypeVote, privval.TypeProposal, privval.KindVoteExtension},
 	})

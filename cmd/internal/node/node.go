@@ -222,6 +222,10 @@ func Start(cfg *Config, opts Options) (_ *Node, err error) {
 	n.GRPCAddr = ln.Addr().String()
 	n.grpc = nodeapi.NewGRPCServer(credentials.NewTLS(sc), log, &nodeapi.Server{
 		NodeID: cfg.NodeID, Region: cfg.Region, Raft: cn.Raft, FSM: f, Service: svc, Forward: n.forward,
+		Failover: func(st *leader.State) (string, uint32) {
+			fs := failover.From(st)
+			return fs.ClusterID(), uint32(len(fs.Operators()))
+		},
 	})
 	go func() { _ = n.grpc.Serve(ln) }()
 
