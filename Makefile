@@ -68,3 +68,6 @@ proto:
 
 clean:
 	rm -rf $(BIN) bench.txt
+
+# Real CometBFT node tests (cometbft-test); skipped by `make test` unless REGENT_COMETBFT_TEST=1.
+include signer/privval/cometbft.mk

@@ -331,7 +331,7 @@ func Fill(s string, vars map[string]string) (string, error) {
 }
 
 var (
-	timeRE = regexp.MustCompile(`[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:?[0-9]{2})?`)
+	timeRE  = regexp.MustCompile(`[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:?[0-9]{2})?`)
 	hex0xRE = regexp.MustCompile(`0x[0-9a-fA-F]+`)
 	// a long hex run standing alone (hashes, keys, ids without 0x)
 	hexRunRE = regexp.MustCompile(`(^|[^0-9A-Za-z_])[0-9a-fA-F]{16,}`)
@@ -346,7 +346,7 @@ var (
 // re-align as numbers change width).
 func Normalize(line string) string {
 	s := timeRE.ReplaceAllString(line, "TIME")
-	s = hex0xRE.ReplaceAllString(s, "0xHEX")
+	s = hex0xRE.ReplaceAllString(s, "HEX")
 	s = hexRunRE.ReplaceAllString(s, "${1}HEX")
 	s = numberRE.ReplaceAllString(s, "${1}N")
 	return strings.TrimSpace(spaceRE.ReplaceAllString(s, " "))

@@ -230,8 +230,8 @@ func Parse(name string, md []byte) (*Runbook, error) {
 			continuing = strings.HasSuffix(line, "\\")
 			continue
 		}
-		if strings.TrimSpace(line) == "" {
-			continue
+		if t := strings.TrimSpace(line); t == "" || strings.HasPrefix(t, "#") {
+			continue // blank, or a shell comment for the reader
 		}
 		if cur == nil {
 			return nil, errf("output excerpt %q has no command before it in its block (commands start with \"$ \" or \"<region># \")", shorten(line))

@@ -13,10 +13,10 @@ import (
 )
 
 // The simulated beacon chain runs fast so that finality past a fenced
-// high-water mark arrives within tens of steps: 4-second slots, 8 slots
+// high-water mark arrives within tens of steps: 2-second slots, 8 slots
 // per epoch, finality two epochs behind the head.
 const (
-	slotDuration  = 4 * time.Second
+	slotDuration  = 2 * time.Second
 	slotsPerEpoch = 8
 	finalityLag   = 2
 	// genesisEpochs: the chain is this many epochs old when a run starts,

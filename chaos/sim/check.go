@@ -279,6 +279,12 @@ func (c *checker) signature(s *sigRecord) *violation {
 	if s.Sig != fakeSignature(m.Pubkey, m.Root) {
 		return &violation{InvSignedUnderCurrentEpoch, fmt.Sprintf("%s returned a signature that is not the key's over %s", s.Region, m)}
 	}
+	prev := c.byKey[m.Pubkey]
+	for _, p := range prev {
+		if why, bad := slashable(p, m); bad {
+			return &violation{InvNoSlashablePair, fmt.Sprintf("%s and %s: %s (latest signed by %s at step %d)", p, m, why, s.Region, s.Step)}
+		}
+	}
 	var ok bool
 	for _, a := range c.accepted[sigKey{m.Pubkey, m.Root}] {
 		if a.holder != s.Region || !a.before.Active(s.Region, a.epoch) || c.epochHolder[a.epoch] != s.Region {
@@ -297,41 +303,39 @@ func (c *checker) signature(s *sigRecord) *violation {
 		}
 		return &violation{InvSignedUnderCurrentEpoch, detail}
 	}
-	prev := c.byKey[m.Pubkey]
-	for _, p := range prev {
-		if why, bad := slashable(p, m); bad {
-			return &violation{InvNoSlashablePair, fmt.Sprintf("%s and %s: %s (latest signed by %s at step %d)", p, m, why, s.Region, s.Step)}
-		}
-	}
 	c.byKey[m.Pubkey] = append(prev, m)
 	return nil
 }
 
 // present reports whether rec is in st's protection history for chain
-// gvr: retained with its signing root, or folded below the key's
-// watermarks (history is capped, never pruned in the simulation).
+// gvr: retained with its signing root, or — only once the key's retained
+// records reached the state's cap, so the oldest were folded into the
+// watermarks — at or below the floor with no retained record at its slot
+// or target. The simulation stays far below the caps, so in practice a
+// record counts only when retained exactly.
 func present(st *eth.State, gvr eth.Root, rec recordObs) bool {
 	pk := eth.Pubkey(rec.Pubkey)
 	ic := st.Export(gvr, []eth.Pubkey{pk})
 	w := st.Watermarks(gvr, pk)
+	opts := st.Options()
 	for _, d := range ic.Data {
 		if d.Pubkey != pk {
 			continue
 		}
 		if rec.Block {
 			for _, b := range d.SignedBlocks {
-				if b.Slot == rec.Slot && b.SigningRoot.Present && b.SigningRoot.Value == eth.Root(rec.Root) {
-					return true
+				if b.Slot == rec.Slot && b.SigningRoot.Present { // rootless: the floor marker
+					return b.SigningRoot.Value == eth.Root(rec.Root)
 				}
 			}
-			return w.HasBlockFloor && rec.Slot <= w.BlockFloor
+			return w.Blocks >= opts.MaxBlocks && w.HasBlockFloor && rec.Slot <= w.BlockFloor
 		}
 		for _, a := range d.SignedAttestations {
-			if a.SourceEpoch == rec.Source && a.TargetEpoch == rec.Target && a.SigningRoot.Present && a.SigningRoot.Value == eth.Root(rec.Root) {
-				return true
+			if a.TargetEpoch == rec.Target && a.SigningRoot.Present {
+				return a.SourceEpoch == rec.Source && a.SigningRoot.Value == eth.Root(rec.Root)
 			}
 		}
-		return w.HasAttestationFloor && rec.Target <= w.TargetFloor
+		return w.Attestations >= opts.MaxAttestations && w.HasAttestationFloor && rec.Target <= w.TargetFloor
 	}
 	return false
 }

@@ -20,6 +20,16 @@ var (
 	// the regions did not converge within the settle timeout. Safety may
 	// still hold; the run could not finish its end-of-run checks.
 	ErrLiveness = errors.New("sim: cluster did not converge after healing")
+	// ErrInternal: the simulation itself failed (it could not build a
+	// request or a command); its checks cannot be vouched for.
+	ErrInternal = errors.New("sim: internal error")
+)
+
+// Pseudo-invariants that route ErrInternal and ErrLiveness through the
+// same channel as violations.
+const (
+	invInternal = "internal"
+	invLiveness = "liveness"
 )
 
 // Invariant names, as they appear in a Violation.

@@ -117,6 +117,9 @@ type history struct {
 	restores []restoreObs
 	// problems are violations noticed while recording (divergent replicas).
 	problems []problem
+	// digestsCompared counts state digests compared between applies of one
+	// index.
+	digestsCompared int
 }
 
 type problem struct{ inv, detail string }
@@ -231,6 +234,9 @@ func (h *history) observeAfter(r int, index uint64, after leaseView, state *[32]
 		if x.after != after {
 			h.problems = append(h.problems, problem{InvReplicasAgree, fmt.Sprintf(
 				"index %d: lease after the entry is %v on %s, %v on %s", index, after, regionName(r), x.after, regionName(o))})
+		}
+		if state != nil && x.hasState {
+			h.digestsCompared++
 		}
 		if state != nil && x.hasState && x.stateDigest != *state {
 			h.problems = append(h.problems, problem{InvReplicasAgree, fmt.Sprintf(

@@ -86,8 +86,8 @@ func DefaultOptions() Options {
 		Runs:           1,
 		Steps:          200,
 		Validators:     4,
-		DutyTimeout:    750 * time.Millisecond,
-		CommandTimeout: time.Second,
+		DutyTimeout:    500 * time.Millisecond,
+		CommandTimeout: 750 * time.Millisecond,
 		SettleTimeout:  20 * time.Second,
 		Raft: RaftOptions{
 			HeartbeatTimeout:   100 * time.Millisecond,
@@ -237,10 +237,18 @@ type RunReport struct {
 	FinalHolder        string
 	// Faults injected.
 	Crashes, Restarts, Partitions, Heals, ClockJumps int
-	// QuiescentChecks counts whole-state comparisons done; SettleTimeouts
-	// counts mid-run convergence waits that ran out (liveness, not safety).
+	// QuiescentChecks counts convergence points where whole states were
+	// compared and every accepted record looked up (RecordsVerified
+	// lookups in all); SettleTimeouts counts mid-run convergence waits
+	// that ran out (liveness, not safety).
 	QuiescentChecks int
+	RecordsVerified int
 	SettleTimeouts  int
+	// StateDigestsCompared counts per-index state digests compared between
+	// replicas; SnapshotRestores counts snapshot restores (restarts and
+	// InstallSnapshot).
+	StateDigestsCompared int
+	SnapshotRestores     int
 	// Refusals counts outcomes other than success by stable label, e.g.
 	// "duty/slashable/attestation_double_vote", "duty/not_lease_holder",
 	// "op/handover.approve/duplicate_approval", "finality/finality_short".
@@ -264,11 +272,12 @@ func (r RunReport) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "seed %d: %d steps in %v, last index %d; honest duties %d signed %d (availability %.2f), rogue duties %d signed %d; "+
 		"signatures returned %d produced %d; fences %d, handovers %d, DR takeovers %d, final lease %s@%d; "+
-		"crashes %d restarts %d partitions %d heals %d clock jumps %d; quiescent checks %d, settle timeouts %d",
+		"crashes %d restarts %d partitions %d heals %d clock jumps %d; quiescent checks %d (%d record lookups), settle timeouts %d, "+
+		"state digests compared %d, snapshot restores %d",
 		r.Seed, r.Steps, r.Elapsed.Round(time.Millisecond), r.LastIndex, r.HonestDuties, r.HonestSigned, r.Availability,
 		r.RogueDuties, r.RogueSigned, r.SignaturesReturned, r.SignaturesProduced, r.Fences, r.HandoversCompleted,
 		r.DRTakeovers, r.FinalHolder, r.FinalEpoch, r.Crashes, r.Restarts, r.Partitions, r.Heals, r.ClockJumps,
-		r.QuiescentChecks, r.SettleTimeouts)
+		r.QuiescentChecks, r.RecordsVerified, r.SettleTimeouts, r.StateDigestsCompared, r.SnapshotRestores)
 	labels := make([]string, 0, len(r.Refusals))
 	for l := range r.Refusals {
 		labels = append(labels, l)

@@ -69,7 +69,10 @@ Every command accepts --output json.`,
 	pf.StringVar(&g.key, "tls-key", "", "operator private key (PEM)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	pf.StringVar(&g.timeout, "timeout", "3s", "per-region timeout")
-	root.AddCommand(newStatusCmd(g), newPKICmd(g), newPolicyCmd(g), newExitCmd(g), newKeysCmd(g), newEth2Cmd(g))
+	op := setupOperator(root)
+	root.AddCommand(newStatusCmd(g), newPKICmd(g), signedPolicy(signing{g, op}, newPolicyCmd(g)), signedExit(signing{g, op}, newExitCmd(g)),
+		signedKeys(signing{g, op}, newKeysCmd(g)), newEth2Cmd(g), newOperatorsCmd(g, op), newHandoverCmd(g, op), newDRCmd(g, op),
+		newCosignCmd(g, op), newSubmitCmd(g, op), newAuditCmd(g, op), newTokenCmd(g, op), newInterchangeCmd(g, op), newMembersCmd(g, op))
 	return root
 }
 

@@ -7,6 +7,10 @@
 # measured on two cores with a cold module cache, 48 s and 4 min. Later runs
 # reuse them; the tests themselves take 15-20 s.
 #
+# It also runs the three-region chain of cmd/internal/node (-run CometBFT):
+# a real v0.38 node whose validator key lives only in the regions' SoftHSM2
+# tokens, dc1 lost, dc2 takes over; about 10 s with a cached binary.
+#
 # `make test` skips these tests unless REGENT_COMETBFT_TEST=1 is set.
 
 GO ?= go
@@ -16,3 +20,4 @@ COMETBFT_TEST_TIMEOUT ?= 20m
 
 cometbft-test:
 	REGENT_COMETBFT_TEST=1 $(GO) test -tags=hashicorpmetrics -race -count=1 -timeout $(COMETBFT_TEST_TIMEOUT) -v ./signer/privval/cometbfttest/
+	REGENT_COMETBFT_TEST=1 $(GO) test -tags=hashicorpmetrics -race -count=1 -timeout $(COMETBFT_TEST_TIMEOUT) -v -run CometBFT ./cmd/internal/node

@@ -53,6 +53,8 @@ func TestConfigValidate(t *testing.T) {
 		{"yield without a duration", func(c *Config) { c.YieldFor = 0 }, false},
 		{"negative yield count", func(c *Config) { c.YieldAfter = -1 }, false},
 		{"yield disabled", func(c *Config) { c.YieldAfter = 0; c.YieldFor = 0 }, true},
+		{"ready with a poll interval", func(c *Config) { c.Ready = func() error { return nil } }, true},
+		{"ready without a poll interval", func(c *Config) { c.Ready = func() error { return nil }; c.ReadyPoll = 0 }, false},
 		{"tiny message limit", func(c *Config) { c.MaxMessageSize = 100 }, false},
 		{"huge message limit", func(c *Config) { c.MaxMessageSize = 1 << 30 }, false},
 	}

@@ -46,6 +46,18 @@
 //     signer connection and would otherwise keep asking a region that cannot
 //     sign while the lease holder's signer waits in its accept queue.
 //     Slashing, policy and bad-request refusals never trigger it.
+//   - Standing by (Config.Ready, recommended for every region of a Regent
+//     cluster): while the region cannot sign (it does not hold the lease)
+//     the signer does not dial at all, so the node's one connection is
+//     always the lease holder's; when the region stops being able to sign
+//     while connected, the signer closes the connection and leaves any sign
+//     request in hand unanswered, so the node retries it with the new
+//     holder rather than taking a refusal that is final for the round.
+//     Without Ready a standby region's signer can be the connection the
+//     node takes and refuse its votes: observed with a real v0.38 node and
+//     three regions, the first connection was a standby's, which refused
+//     the height-1 proposal and prevote, and the single-validator chain
+//     never reached height 1.
 //
 // # How CometBFT treats the answers (observed with a real node)
 //
@@ -63,6 +75,13 @@
 //     HandshakeTimeout.
 //   - A signer that is stopping leaves an in-flight request unanswered
 //     rather than refusing it, so that the node retries it elsewhere.
+//   - An unanswered request is retried up to 50 times, 100 ms apart; the
+//     broken connection is replaced at the next ping (within about 3.3 s),
+//     and from then on, when no signer is queued, each retry waits up to
+//     3 s for one to connect (CometBFT v0.38 RetrySignerClient and
+//     SignerListenerEndpoint). A node whose signer went away therefore
+//     waits some tens of seconds for the next lease holder's signer before
+//     it gives up on that vote — time for a handover.
 //
 // # What it guarantees
 //

@@ -111,6 +111,10 @@ func (s *Signer) Run(ctx context.Context) error {
 	}
 	backoff := s.cfg.BackoffMin
 	for {
+		if !s.standBy(ctx) {
+			s.setStatus(false, nil, ctx.Err())
+			return nil
+		}
 		served, err := s.session(ctx)
 		if ctx.Err() != nil {
 			s.setStatus(false, nil, ctx.Err())
@@ -121,6 +125,10 @@ func (s *Signer) Run(ctx context.Context) error {
 		case errors.Is(err, errYield):
 			wait = s.cfg.YieldFor
 			backoff = s.cfg.BackoffMin
+		case errors.Is(err, errReleased):
+			// standBy waits for Ready; dial as soon as it allows.
+			backoff = s.cfg.BackoffMin
+			wait = backoff
 		case served:
 			backoff = s.cfg.BackoffMin
 			wait = backoff
@@ -137,6 +145,34 @@ func (s *Signer) Run(ctx context.Context) error {
 			s.setStatus(false, nil, ctx.Err())
 			return nil
 		case <-t.C:
+		}
+	}
+}
+
+// standBy returns at once when Config.Ready is unset or allows signing;
+// otherwise it waits, without dialling, polling Ready every ReadyPoll, until
+// Ready allows (true) or ctx ends (false).
+func (s *Signer) standBy(ctx context.Context) bool {
+	if s.cfg.Ready == nil {
+		return true
+	}
+	err := s.cfg.Ready()
+	if err == nil {
+		return true
+	}
+	s.log.Info("privval: this region cannot sign now; not dialling the node", "chain_id", s.cfg.ChainID, "address", s.cfg.Address, "reason", err)
+	s.setStatus(false, nil, fmt.Errorf("%w: %w", ErrStandby, err))
+	t := time.NewTicker(s.cfg.ReadyPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+		if s.cfg.Ready() == nil {
+			s.log.Info("privval: this region can sign; dialling the node", "chain_id", s.cfg.ChainID, "address", s.cfg.Address)
+			return true
 		}
 	}
 }
@@ -198,6 +234,10 @@ func (s *Signer) session(ctx context.Context) (served bool, err error) {
 		result = ConnYielded
 		s.log.Warn("privval: this region cannot sign now; yielding the connection so another signer can serve the node",
 			"chain_id", s.cfg.ChainID, "refusals", s.cfg.YieldAfter, "yield_for", s.cfg.YieldFor)
+	} else if errors.Is(err, errReleased) {
+		result = ConnReleased
+		s.log.Warn("privval: this region can no longer sign; released the connection so the node takes the lease holder's",
+			"chain_id", s.cfg.ChainID, "address", s.cfg.Address, "err", err)
 	} else if ctx.Err() == nil {
 		s.log.Warn("privval: connection ended", "chain_id", s.cfg.ChainID, "address", s.cfg.Address, "err", err)
 	}
@@ -209,24 +249,48 @@ func (s *Signer) session(ctx context.Context) (served bool, err error) {
 // serve answers requests one at a time until the connection fails or the
 // signer yields. A frame that cannot be read ends the connection; a frame
 // that reads but does not decode is answered with the empty message.
+//
+// With Config.Ready set, a watcher closes the connection once Ready
+// refuses, and a sign request is left unanswered (errReleased) when Ready
+// refuses before it is handled, or when the backend could not sign it and
+// Ready now refuses: the node then retries it on the lease holder's
+// connection instead of taking a final refusal.
 func (s *Signer) serve(ctx context.Context, conn net.Conn) error {
 	r := wire.NewReader(conn)
 	cannot := 0
+	watch := s.watchReady(conn)
+	defer watch.stop()
 	for {
 		if s.cfg.IdleTimeout > 0 {
 			_ = conn.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 		}
 		frame, err := wire.ReadFrame(r, s.cfg.MaxMessageSize)
 		if err != nil {
+			if why := watch.reason(); why != nil {
+				return fmt.Errorf("%w: %w", errReleased, why)
+			}
 			return fmt.Errorf("reading request: %w", err)
 		}
 		start := time.Now()
 		var res result
 		msg, err := wire.DecodeMessage(frame)
-		if err != nil {
+		switch {
+		case err != nil:
 			s.log.Warn("privval: undecodable request; answering with an empty message", "chain_id", s.cfg.ChainID, "err", err)
 			res = result{resp: wire.Message{}, typ: ReqUnknown, outcome: OutcomeUnknownRequest}
-		} else {
+		case isSignRequest(msg):
+			if why := s.notReady(); why != nil {
+				return s.release(msg, start, why)
+			}
+			rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+			res = s.h.handle(rctx, msg)
+			cancel()
+			if cannotSignNow(res.outcome) {
+				if why := s.notReady(); why != nil {
+					return s.release(msg, start, why)
+				}
+			}
+		default:
 			rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 			res = s.h.handle(rctx, msg)
 			cancel()
@@ -245,6 +309,9 @@ func (s *Signer) serve(ctx context.Context, conn net.Conn) error {
 		}
 		_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 		if err := wire.WriteMessage(conn, res.resp); err != nil {
+			if why := watch.reason(); why != nil {
+				return fmt.Errorf("%w: %w", errReleased, why)
+			}
 			return fmt.Errorf("writing response: %w", err)
 		}
 		_ = conn.SetWriteDeadline(time.Time{})
@@ -259,4 +326,81 @@ func (s *Signer) serve(ctx context.Context, conn net.Conn) error {
 			return errYield
 		}
 	}
+}
+
+// isSignRequest reports whether m asks for a signature.
+func isSignRequest(m wire.Message) bool {
+	return m.SignVoteRequest != nil || m.SignProposalRequest != nil || m.SignBytesRequest != nil
+}
+
+// notReady returns why Config.Ready refuses, or nil (also when unset).
+func (s *Signer) notReady() error {
+	if s.cfg.Ready == nil {
+		return nil
+	}
+	return s.cfg.Ready()
+}
+
+// release ends the session without answering m, counting it as released.
+func (s *Signer) release(m wire.Message, start time.Time, why error) error {
+	typ := ReqSignBytes
+	switch {
+	case m.SignVoteRequest != nil:
+		typ = ReqSignVote
+	case m.SignProposalRequest != nil:
+		typ = ReqSignProposal
+	}
+	s.cfg.Metrics.request(s.cfg.ChainID, typ, OutcomeReleased, time.Since(start))
+	s.log.Info("privval: leaving the request unanswered for the lease holder", "chain_id", s.cfg.ChainID, "request", typ, "reason", why)
+	return fmt.Errorf("%w: %w", errReleased, why)
+}
+
+// readyWatch closes a connection once Config.Ready refuses.
+type readyWatch struct {
+	done chan struct{}
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	why  error
+}
+
+// watchReady starts a readyWatch on conn; with Ready unset it watches
+// nothing.
+func (s *Signer) watchReady(conn net.Conn) *readyWatch {
+	w := &readyWatch{done: make(chan struct{})}
+	if s.cfg.Ready == nil {
+		return w
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		t := time.NewTicker(s.cfg.ReadyPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-w.done:
+				return
+			case <-t.C:
+			}
+			if err := s.cfg.Ready(); err != nil {
+				w.mu.Lock()
+				w.why = err
+				w.mu.Unlock()
+				_ = conn.Close()
+				return
+			}
+		}
+	}()
+	return w
+}
+
+// reason is why the watcher closed the connection, or nil.
+func (w *readyWatch) reason() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.why
+}
+
+func (w *readyWatch) stop() {
+	close(w.done)
+	w.wg.Wait()
 }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,11 +99,12 @@ func writeValidatorKeyFile(t *testing.T, path string, k ed25519.PrivateKey) {
 // newCometCluster starts dc1..dc3 as newSigningCluster does — each region
 // with its own SoftHSM2 token, one PKCS#11 module for the process, real TCP
 // and mutual TLS between regions — and configures privval on every region
-// for chainID: dial laddr (the node's priv_validator_laddr), accept any node
-// key, a connection key of the region's own written with
-// privval.WriteConnKey, policy identity "cometbft-<chainID>". Each region
-// also serves /metrics on a loopback port. dc1 holds the lease.
-func newCometCluster(t *testing.T, chainID string, laddr map[string]string) *testCluster {
+// for chainID: dial addr[region] (the node's priv_validator_laddr, or a
+// leaseGate in front of it), accept any node key, a connection key of the
+// region's own written with privval.WriteConnKey, policy identity
+// "cometbft-<chainID>". Each region also serves /metrics on a loopback
+// port. dc1 holds the lease.
+func newCometCluster(t *testing.T, chainID string, addr map[string]string) *testCluster {
 	t.Helper()
 	env := hsmtest.New(t)
 	dir := t.TempDir()
@@ -131,7 +133,7 @@ func newCometCluster(t *testing.T, chainID string, laddr map[string]string) *tes
 			c.API.HTTP = freeAddr(t)
 			c.Privval = []PrivvalConfig{{
 				ChainID:           chainID,
-				Address:           laddr[r],
+				Address:           addr[r],
 				NodeKeys:          []string{"any"},
 				ConnectionKeyFile: filepath.Join(dir, r+".privval-conn.pem"),
 				Identity:          "cometbft-" + chainID,
@@ -186,7 +188,11 @@ func (c *testCluster) proposeOnLeader(typ commandpb.CommandType, msg proto.Messa
 //
 // A connection from the signer is held, its early handshake bytes kept,
 // until the region holds the lease; then it is spliced to the node. A
-// spliced connection is cut when the region stops holding the lease.
+// spliced connection is cut when the region stops holding the lease. What
+// the gate cannot do and Ready does: leave unanswered a request that
+// arrives as the lease moves away from a running region (the stream is
+// encrypted), so with the gate the lease only moves away from a region that
+// is stopped.
 type leaseGate struct {
 	region  string
 	target  string // the node's priv_validator_laddr, host:port
@@ -230,12 +236,16 @@ func newLeaseGate(t *testing.T, region, laddr string) *leaseGate {
 // addr is the address the region's signer dials.
 func (g *leaseGate) addr() string { return "tcp://" + g.ln.Addr().String() }
 
-// watch makes the gate follow n's view of the lease.
+// watch makes the gate follow region n: open while n's applied state gives
+// it the active lease and its key guard allows Ed25519 signing (it passed
+// the new epoch's barrier) — the condition privval.Config.Ready should
+// report.
 func (g *leaseGate) watch(n *Node) {
 	f := func() bool {
 		var l leader.Lease
 		n.FSM.View(func(s *leader.State, _ uint64) { l = s.Lease() })
-		return l.State == leader.LeaseActive && l.Holder == g.region
+		_, signing := n.signing.guard.Loaded()
+		return l.State == leader.LeaseActive && l.Holder == g.region && signing
 	}
 	g.holding.Store(&f)
 }
@@ -319,14 +329,15 @@ func (p privvalCounts) refused() float64 {
 }
 
 func (p privvalCounts) String() string {
-	var b strings.Builder
+	var parts []string
 	for k, v := range p.requests {
-		fmt.Fprintf(&b, "%s/%s=%v ", k[0], k[1], v)
+		parts = append(parts, fmt.Sprintf("%s/%s=%v", k[0], k[1], v))
 	}
 	for k, v := range p.connections {
-		fmt.Fprintf(&b, "conn/%s=%v ", k, v)
+		parts = append(parts, fmt.Sprintf("conn/%s=%v", k, v))
 	}
-	return strings.TrimSpace(b.String())
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
 }
 
 // scrapePrivval reads region r's privval counters for chainID from its
@@ -546,7 +557,6 @@ func commitSignBytes(chainID string, b cometbfttest.Block, addr string) (signByt
 	}
 	return nil, nil, fmt.Errorf("block %d: no commit signature from %s", b.Height, addr)
 }
-
 
 // findRecord returns the accepted CometBFT record whose cleared sign bytes
 // are sb.

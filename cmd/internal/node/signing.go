@@ -205,6 +205,21 @@ func (n *Node) startPrivval(ctx context.Context, sg *signing, cfg *Config, reg p
 				return fmt.Errorf("node: privval[%d]: %w", i, err)
 			}
 		}
+		// Only the lease holder whose key guard is past this epoch's barrier
+		// connects: CometBFT takes one signer connection at a time and a
+		// refused vote is final for its round, so a standby must not hold
+		// the node's connection.
+		pc.Ready = func() error {
+			var l leader.Lease
+			n.FSM.View(func(s *leader.State, _ uint64) { l = s.Lease() })
+			if l.State != leader.LeaseActive || l.Holder != cfg.NodeID {
+				return fmt.Errorf("%w: lease %s held by %q at epoch %d", leader.ErrNotHolder, l.State, l.Holder, l.Epoch)
+			}
+			if _, signing := sg.guard.Loaded(); !signing {
+				return errors.New("lease held; key guard not past this epoch's barrier yet")
+			}
+			return nil
+		}
 		chain := p.ChainID
 		signer, err := privval.New(pc, privval.PipelineBackend{Pipeline: sg.pipeline, Key: func(context.Context, string) (ed25519.PublicKey, error) {
 			return n.cometKey(chain)

@@ -171,3 +171,21 @@ func TestLimitRefusesWithSentinelAndExemptsNodes(t *testing.T) {
 		}
 	}
 }
+
+func TestFullTableRefusesNewIdentitiesUntilABucketRefills(t *testing.T) {
+	c := &clock{now: time.Unix(0, 0)}
+	l, err := New(Config{Rate: 1, Burst: 2, MaxKeys: 1, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.Allow("a") {
+		t.Fatal("first identity refused")
+	}
+	if l.Allow("b") {
+		t.Fatal("second identity allowed while the only bucket is in use")
+	}
+	c.now = c.now.Add(time.Second) // a's bucket is full again
+	if !l.Allow("b") || l.Buckets() != 1 {
+		t.Fatalf("after a refilled: b refused or %d buckets", l.Buckets())
+	}
+}
