@@ -25,8 +25,10 @@ vet:
 	$(GO) vet $(PKGS)
 
 # The test command of README.md and .ci/run.
+# REGENT_COMETBFT_TEST=1 includes the real CometBFT chain tests (the node
+# binary is built once from the Go module proxy into the Go build cache).
 test: deps vet build
-	$(GO) test -race -timeout 25m $(PKGS)
+	REGENT_COMETBFT_TEST=1 $(GO) test -race -timeout 25m $(PKGS)
 	$(BIN)/regent slashing conformance slashing/conformance/testdata
 
 test-short: vet
@@ -69,5 +71,5 @@ proto:
 clean:
 	rm -rf $(BIN) bench.txt
 
-# Real CometBFT node tests (cometbft-test); skipped by `make test` unless REGENT_COMETBFT_TEST=1.
+# Real CometBFT node tests alone (make test runs them too).
 include signer/privval/cometbft.mk

@@ -334,33 +334,45 @@ func TestCheckerLeaseAndDivergence(t *testing.T) {
 
 func TestPresent(t *testing.T) {
 	gvr := eth.Root{2}
-	m := att(0, 3, 4, "x")
-	b := blk(0, 40, "x")
 	rec := func(m message) recordObs {
 		return recordObs{Pubkey: m.Pubkey, Block: m.Block, Slot: m.Slot, Source: m.Source, Target: m.Target, Root: m.Root}
 	}
-	st, err := eth.NewState(eth.Options{MaxAttestations: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, x := range []recordObs{rec(m), rec(b), rec(att(0, 4, 5, "y")), rec(att(0, 5, 6, "y")), rec(blk(0, 41, "q"))} {
-		if present(st, gvr, x) {
-			t.Fatalf("%+v present in an empty history", x)
-		}
-	}
-	st.RecordAttestation(gvr, eth.Pubkey(m.Pubkey), 3, 4, eth.Root(m.Root))
-	st.RecordBlock(gvr, eth.Pubkey(b.Pubkey), 40, eth.Root(b.Root))
-	if !present(st, gvr, rec(m)) || !present(st, gvr, rec(b)) {
-		t.Fatal("recorded attestation or block not present")
-	}
-	if present(st, gvr, rec(att(0, 3, 4, "other root"))) || present(st, gvr, rec(blk(0, 40, "other root"))) {
-		t.Fatal("a record with another root counts as present")
-	}
-	// Beyond MaxAttestations the oldest folds into the watermarks: still
-	// covered.
-	st.RecordAttestation(gvr, eth.Pubkey(m.Pubkey), 4, 5, eth.Root(tagRoot("y")))
-	st.RecordAttestation(gvr, eth.Pubkey(m.Pubkey), 5, 6, eth.Root(tagRoot("z")))
-	if !present(st, gvr, rec(m)) {
-		t.Fatal("folded attestation not covered by the watermark")
+	for _, tc := range []struct {
+		name    string
+		maxAtts int
+		history []message
+		look    message
+		want    bool
+	}{
+		{"empty history, attestation", 0, nil, att(0, 3, 4, "x"), false},
+		{"empty history, block", 0, nil, blk(0, 40, "x"), false},
+		{"retained attestation", 0, []message{att(0, 3, 4, "x")}, att(0, 3, 4, "x"), true},
+		{"retained block", 0, []message{blk(0, 40, "x")}, blk(0, 40, "x"), true},
+		{"other root at the target", 0, []message{att(0, 3, 4, "x")}, att(0, 3, 4, "y"), false},
+		{"other root at the slot", 0, []message{blk(0, 40, "x")}, blk(0, 40, "y"), false},
+		{"other key", 0, []message{att(0, 3, 4, "x")}, att(1, 3, 4, "x"), false},
+		{"below later history, never recorded", 0, []message{att(0, 5, 6, "x"), att(0, 6, 7, "x")}, att(0, 3, 4, "x"), false},
+		{"folded into the watermark at the cap", 2, []message{att(0, 3, 4, "x"), att(0, 4, 5, "y"), att(0, 5, 6, "z")}, att(0, 3, 4, "x"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := eth.NewState(eth.Options{MaxAttestations: tc.maxAtts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range tc.history {
+				var res slashing.Result
+				if m.Block {
+					res = st.RecordBlock(gvr, eth.Pubkey(m.Pubkey), m.Slot, eth.Root(m.Root))
+				} else {
+					res = st.RecordAttestation(gvr, eth.Pubkey(m.Pubkey), m.Source, m.Target, eth.Root(m.Root))
+				}
+				if !res.Accepted() {
+					t.Fatalf("history %s refused: %s", m, res.Reason)
+				}
+			}
+			if got := present(st, gvr, rec(tc.look)); got != tc.want {
+				t.Fatalf("present(%s) = %t, want %t", tc.look, got, tc.want)
+			}
+		})
 	}
 }
