@@ -113,7 +113,15 @@ func (r *Runner) verify(step Step, out Output) error {
 		}
 	}
 	if len(step.Excerpt) > 0 {
-		if err := MatchExcerpt(step.Excerpt, string(out.Combined)); err != nil {
+		excerpt := make([]string, len(step.Excerpt))
+		for i, l := range step.Excerpt {
+			f, err := Fill(l, r.Vars)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			excerpt[i] = f
+		}
+		if err := MatchExcerpt(excerpt, string(out.Combined)); err != nil {
 			errs = append(errs, err)
 		}
 	}

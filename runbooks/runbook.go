@@ -156,8 +156,12 @@ func Parse(name string, md []byte) (*Runbook, error) {
 				return fmt.Errorf("%w: %s:%d: <%s> is used before any step saves it", ErrPlaceholder, name, cur.Line, m[1])
 			}
 		}
+		texts := append([]string(nil), cur.Excerpt...)
 		for _, e := range c.Expect {
-			for _, m := range placeholder.FindAllStringSubmatch(e.Value, -1) {
+			texts = append(texts, e.Value)
+		}
+		for _, text := range texts {
+			for _, m := range placeholder.FindAllStringSubmatch(text, -1) {
 				if !saved[m[1]] {
 					return fmt.Errorf("%w: %s:%d: <%s> is used before any step saves it", ErrPlaceholder, name, cur.Line, m[1])
 				}

@@ -187,6 +187,9 @@ func (r *runner) setup(ctx context.Context) error {
 		return false
 	})
 	if !granted {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		return fmt.Errorf("%w: no initial lease grant within %v", ErrSetup, c.opts.SettleTimeout)
 	}
 	add := &commandpb.AddKeys{}

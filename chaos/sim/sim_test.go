@@ -2,9 +2,11 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -45,5 +47,40 @@ func TestSimulation(t *testing.T) {
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSabotageIsCaught runs a schedule in which every region's key
+// backend signs rogue requests without any record when it does not hold
+// the lease (a standby process holding the key): the checker must stop
+// the run with a Violation naming the seed.
+func TestSabotageIsCaught(t *testing.T) {
+	opts := Options{Seed: 11, Steps: 150, sabotage: sabotageSignAnywhere}
+	rep, err := Run(context.Background(), opts)
+	var v *Violation
+	if !errors.As(err, &v) || !errors.Is(err, ErrInvariant) {
+		t.Fatalf("sabotaged run ended with %v; want a Violation (report: %s)", err, rep)
+	}
+	if v.Seed != opts.Seed || v.Step < 0 || len(v.Trace) == 0 {
+		t.Fatalf("violation without seed, step or trace: %+v", v)
+	}
+	if v.Invariant != InvSignedUnderCurrentEpoch && v.Invariant != InvNoSlashablePair {
+		t.Fatalf("violation of %s, want %s or %s: %v", v.Invariant, InvSignedUnderCurrentEpoch, InvNoSlashablePair, err)
+	}
+	if !strings.Contains(err.Error(), "-sim.seed=11") {
+		t.Fatalf("error does not say how to replay: %v", err)
+	}
+}
+
+func TestRunStopsWhenContextEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	_, err := Run(ctx, Options{Steps: 50})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run with a cancelled context: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("Run took %v to notice the cancelled context", d)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -190,5 +189,3 @@ func (vc *validatorClient) holds(addr string) (held, total int) {
 	}
 	return held, len(acked)
 }
-
-func decodeJSON(s string, v any) error { return json.Unmarshal([]byte(s), v) }

@@ -24,8 +24,8 @@ var ErrConfig = errors.New("limiter: invalid config")
 // `regentctl handover watch` polls a few times a second), tight enough
 // that a runaway loop cannot saturate a region.
 const (
-	DefaultRate    = 20.0
-	DefaultBurst   = 60
+	DefaultRate    = 50.0
+	DefaultBurst   = 200
 	DefaultMaxKeys = 4096
 )
 
