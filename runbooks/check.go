@@ -262,7 +262,7 @@ func Evaluate(e Expectation, out Output, vars map[string]string) error {
 		return err
 	}
 	if e.Op == "" {
-		if got == "null" || got == "" {
+		if got == "null" || strings.TrimSpace(got) == "" {
 			return fmt.Errorf("%w: %s is %s", ErrExpectation, e.Path, shortValue(got))
 		}
 		return nil
@@ -270,6 +270,9 @@ func Evaluate(e Expectation, out Output, vars map[string]string) error {
 	want, err := Fill(e.Value, vars)
 	if err != nil {
 		return err
+	}
+	if e.Op != "~" && e.Op != "!~" {
+		got = strings.TrimSpace(got) // "dc2\n" printed by jq -r is dc2
 	}
 	ok := false
 	switch e.Op {
@@ -338,14 +341,18 @@ var (
 	// a number not glued to a letter (dc2 stays dc2; epoch 2 becomes epoch N)
 	numberRE = regexp.MustCompile(`(^|[^0-9A-Za-z_.])[0-9]+(\.[0-9]+)?`)
 	spaceRE  = regexp.MustCompile(`\s+`)
+	// Raft roles: elections, not runbooks, decide who leads
+	roleRE = regexp.MustCompile(`\b(Leader|Follower|Candidate)\b`)
 )
 
 // Normalize maps an output line to the form excerpts are compared in:
-// timestamps, hex strings and numbers not glued to a letter are replaced by
+// timestamps, hex strings, numbers not glued to a letter and Raft roles
+// (Leader, Follower, Candidate: elections decide them) are replaced by
 // placeholders, and runs of white space collapse to one space (tables
 // re-align as numbers change width).
 func Normalize(line string) string {
 	s := timeRE.ReplaceAllString(line, "TIME")
+	s = roleRE.ReplaceAllString(s, "ROLE")
 	s = hex0xRE.ReplaceAllString(s, "HEX")
 	s = hexRunRE.ReplaceAllString(s, "${1}HEX")
 	s = numberRE.ReplaceAllString(s, "${1}N")
@@ -356,20 +363,32 @@ func Normalize(line string) string {
 // some line of output (after Normalize), in order; lines that are exactly
 // "..." (elisions) match nothing and are skipped.
 func MatchExcerpt(excerpt []string, output string) error {
+	_, err := matchExcerpt(excerpt, output)
+	return err
+}
+
+// matchExcerpt is MatchExcerpt; for every excerpt line that matches a
+// whole output line it also returns that output line ("" otherwise), so a
+// runbook's excerpts can be refreshed from a run.
+func matchExcerpt(excerpt []string, output string) ([]string, error) {
 	lines := strings.Split(output, "\n")
 	norm := make([]string, len(lines))
 	for i, l := range lines {
 		norm[i] = Normalize(l)
 	}
+	whole := make([]string, len(excerpt))
 	at := 0
-	for _, ex := range excerpt {
-		if strings.TrimSpace(ex) == "..." || strings.TrimSpace(ex) == "…" {
+	for i, ex := range excerpt {
+		if t := strings.TrimSpace(ex); t == "..." || t == "…" {
 			continue
 		}
 		want := Normalize(ex)
 		found := false
 		for at < len(norm) {
 			if strings.Contains(norm[at], want) {
+				if norm[at] == want {
+					whole[i] = lines[at]
+				}
 				found = true
 				at++
 				break
@@ -377,8 +396,8 @@ func MatchExcerpt(excerpt []string, output string) error {
 			at++
 		}
 		if !found {
-			return fmt.Errorf("%w: excerpt line %q is not in the output (in order)", ErrExpectation, ex)
+			return nil, fmt.Errorf("%w: excerpt line %q is not in the output (in order)", ErrExpectation, ex)
 		}
 	}
-	return nil
+	return whole, nil
 }

@@ -119,6 +119,7 @@ took 1.25s`
 			"handover 9: completed at 2024-01-01T00:00:00Z, evidence 0xabcdef digest 0123456789abcdef0123",
 			"took 2.5s"}, true},
 		{"a part of a line", []string{"held by dc2 at epoch 3"}, true},
+		{"Raft roles are the elections' business", []string{"dc2 yes Leader 3 128 128 active dc2@2 (here) 2"}, true},
 		{"region names are not numbers", []string{"held by dc1 at epoch 2"}, false},
 		{"order matters", []string{"Signing lease", "REGION"}, false},
 		{"elision only", []string{"..."}, true},
@@ -241,6 +242,24 @@ func TestRunnerSavesForLaterSteps(t *testing.T) {
 	}
 	if _, ok := r2.Vars["ID"]; ok {
 		t.Fatal("a failed save stored a value")
+	}
+}
+
+func TestRunnerFoldsPaths(t *testing.T) {
+	r := runnerFor(t)
+	r.Fold = []string{"WORK", "HOST"}
+	base := r.Env
+	r.Env = func(host string) ([]string, error) {
+		env, err := base(host)
+		return append(env, "WORK=/tmp/x/work", "NOTFOLDED=/tmp/x"), err
+	}
+	st := parseOne(t, "```sh\n$ echo wrote /tmp/x/work/a.json to /tmp/x/b   # expect: output ~ /tmp/x/work/a.json\nwrote $WORK/a.json to /tmp/x/b\n```\n")
+	res, err := r.Run(context.Background(), "r.md", st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Refreshed) != 1 || res.Refreshed[0] != "wrote $WORK/a.json to /tmp/x/b" {
+		t.Fatalf("refreshed %q", res.Refreshed)
 	}
 }
 

@@ -86,6 +86,8 @@ type cluster struct {
 	ctl     *httptest.Server
 	opKeys  map[string]ed25519.PrivateKey
 	pubkeys []string // validator public keys, 0x-hex
+	// sparePubkey is the key of keystores/keystore-spare.json (not imported).
+	sparePubkey string
 	vc      *validatorClient
 	cancel  context.CancelFunc
 }
@@ -146,6 +148,7 @@ func newCluster(t *testing.T, bin string) *cluster {
 	c.waitFor(60*time.Second, "dc1 to hold the lease at epoch 1 with every region reachable", func() error {
 		return c.expectLease("dc1", 1, "active", 3)
 	})
+	c.waitFor(30*time.Second, "every region to apply the operator registry's bootstrap", c.bootstrapped)
 	c.setPolicy(ctx)
 	for _, r := range c.regions {
 		c.waitFor(30*time.Second, r.name+" to register its wrapping key", func() error {
@@ -399,7 +402,13 @@ func (c *cluster) stop() {
 	if c.t.Failed() {
 		for _, r := range c.regions {
 			b, _ := os.ReadFile(r.log)
-			c.t.Logf("last lines of %s's log (%s):\n%s", r.name, r.log, tail(string(b), 40))
+			var keep []string
+			for _, l := range strings.Split(string(b), "\n") {
+				if !strings.Contains(l, `"msg":"finished call"`) && !strings.Contains(l, `"msg":"raft"`) {
+					keep = append(keep, l)
+				}
+			}
+			c.t.Logf("last lines of %s's log (%s, without gRPC access and raft lines):\n%s", r.name, r.log, tail(strings.Join(keep, "\n"), 25))
 		}
 	}
 }
@@ -532,7 +541,7 @@ func (c *cluster) baseEnv() []string {
 		env = append(env, "BEACON="+c.urls[0])
 	}
 	if len(c.pubkeys) > 0 {
-		env = append(env, "VALIDATOR_PUBKEY="+c.pubkeys[0])
+		env = append(env, "VALIDATOR_PUBKEY="+c.pubkeys[0], "SPARE_PUBKEY="+c.sparePubkey)
 	}
 	for _, r := range c.regions {
 		p := strings.ToUpper(r.name)
@@ -598,12 +607,33 @@ func (c *cluster) waitFor(d time.Duration, what string, cond func() error) {
 
 // statusJSON is the part of `regentctl status --output json` the harness reads.
 type statusJSON struct {
+	Regions []struct {
+		Region string `json:"region"`
+		Status *struct {
+			ClusterID string `json:"cluster_id"`
+		} `json:"status"`
+	} `json:"regions"`
 	Reachable int `json:"reachable"`
 	Lease     *struct {
 		Holder string `json:"holder"`
 		Epoch  string `json:"epoch"`
 		State  string `json:"state"`
 	} `json:"lease"`
+}
+
+// bootstrapped: every region reports the operator registry's cluster id.
+func (c *cluster) bootstrapped() error {
+	out, _ := c.exec(context.Background(), "regentctl", "status", "--output", "json", "--timeout", "1s")
+	var st statusJSON
+	if err := json.Unmarshal(out, &st); err != nil {
+		return fmt.Errorf("status: %v: %s", err, out)
+	}
+	for _, r := range st.Regions {
+		if r.Status == nil || r.Status.ClusterID != clusterID {
+			return fmt.Errorf("%s has not applied the bootstrap", r.Region)
+		}
+	}
+	return nil
 }
 
 func (c *cluster) expectLease(holder string, epoch int, state string, reachable int) error {
@@ -708,6 +738,22 @@ func (c *cluster) importKeys(ctx context.Context) {
 		stores, passwords = append(stores, string(ks)), append(passwords, keystorePass)
 	}
 	writeFile(t, c.path("keystores", "password.txt"), []byte(keystorePass+"\n"), 0o600)
+	// A spare key, not imported: a validator being onboarded, for runbooks
+	// that import a key; and a signing request (an attestation at an
+	// epoch already finalized) a key with no history may sign.
+	spare := sha256.Sum256([]byte("runbook spare validator " + c.dir))
+	spare[0] &= 0x3f
+	ks, err := keystore.Encrypt(spare[:], keystorePass, keystore.KDF{Function: "pbkdf2", C: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sparePub, err := keystore.Decrypt(ks, keystorePass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.sparePubkey = "0x" + hex.EncodeToString(sparePub)
+	writeFile(t, c.path("keystores", "keystore-spare.json"), ks, 0o600)
+	writeFile(t, c.path("attestation.json"), attestation(startEpoch), 0o644)
 	body, _ := json.Marshal(map[string]any{"keystores": stores, "passwords": passwords})
 	cl := c.httpClient("regentctl")
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+c.region("dc1").signingAddr+"/eth/v1/keystores", bytes.NewReader(body))
@@ -784,12 +830,15 @@ type validatorClient struct {
 	signed  map[string]map[uint64]string // pubkey → epoch → signature
 	signers map[string]map[uint64]string // pubkey → epoch → region
 	by      map[string]int               // region → signatures
-	last    map[string]uint64            // region → last epoch it signed
+	// refused counts answers other than 200 by region and status (or
+	// transport error), for the log.
+	refused map[string]int
+	last    map[string]uint64 // region → last epoch it signed
 }
 
 func startValidatorClient(ctx context.Context, c *cluster) *validatorClient {
 	ctx, cancel := context.WithCancel(ctx)
-	vc := &validatorClient{c: c, cancel: cancel, done: make(chan struct{}), signed: map[string]map[uint64]string{}, signers: map[string]map[uint64]string{}, by: map[string]int{}, last: map[string]uint64{}}
+	vc := &validatorClient{c: c, cancel: cancel, done: make(chan struct{}), signed: map[string]map[uint64]string{}, signers: map[string]map[uint64]string{}, by: map[string]int{}, refused: map[string]int{}, last: map[string]uint64{}}
 	cl := c.httpClient("vc-1")
 	cl.Timeout = 2 * time.Second
 	go func() {
@@ -828,11 +877,13 @@ func (vc *validatorClient) sign(ctx context.Context, cl *http.Client, r *region,
 	req.Header.Set("Accept", "application/json")
 	resp, err := cl.Do(req)
 	if err != nil {
+		vc.refuse(r.name + " transport error")
 		return "", false
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	if resp.StatusCode != http.StatusOK {
+		vc.refuse(fmt.Sprintf("%s %d %s", r.name, resp.StatusCode, firstWords(string(b), 12)))
 		return "", false
 	}
 	var out struct {
@@ -842,6 +893,20 @@ func (vc *validatorClient) sign(ctx context.Context, cl *http.Client, r *region,
 		return "", false
 	}
 	return out.Signature, true
+}
+
+func (vc *validatorClient) refuse(what string) {
+	vc.mu.Lock()
+	defer vc.mu.Unlock()
+	vc.refused[what]++
+}
+
+func firstWords(s string, n int) string {
+	f := strings.Fields(s)
+	if len(f) > n {
+		f = f[:n]
+	}
+	return strings.Join(f, " ")
 }
 
 func (vc *validatorClient) has(pk string, e uint64) bool {
@@ -948,5 +1013,8 @@ func (c *cluster) checkSafety() {
 			c.t.Errorf("key %s…: the signing region changed %d times but the lease changed %d times: %s", pk[:10], changes, epoch-1, strings.Join(seq, ", "))
 		}
 		c.t.Logf("validator client, key %s…: %d signatures: %s", pk[:10], len(epochs), strings.Join(seq, ", "))
+	}
+	for what, n := range vc.refused {
+		c.t.Logf("validator client: %d× %s", n, what)
 	}
 }

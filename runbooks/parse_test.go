@@ -27,10 +27,10 @@ func TestParse(t *testing.T) {
 			"```\n",
 		want: []Scene{{Line: 1, Steps: []Step{
 			{Line: 6, Command: "regentctl status --output json   # expect: .lease.holder == dc1, .lease.epoch >= 1; save: EPOCH = .lease.epoch",
-				Excerpt: []string{"{\"lease\": ...}"},
+				Excerpt: []string{"{\"lease\": ...}"}, ExcerptLines: []int{7},
 				Check: Check{Expect: []Expectation{{".lease.holder", "==", "dc1"}, {".lease.epoch", ">=", "1"}}, Save: []Save{{"EPOCH", ".lease.epoch"}}}},
 			{Line: 9, Host: "dc2", Command: "systemctl stop regent   # exit: 0"},
-			{Line: 10, Command: "regentctl handover watch <EPOCH>   # retry: 30s; exit: 2", Excerpt: []string{"watching", "...", "done"},
+			{Line: 10, Command: "regentctl handover watch <EPOCH>   # retry: 30s; exit: 2", Excerpt: []string{"watching", "...", "done"}, ExcerptLines: []int{11, 12, 13},
 				Check: Check{Exit: 2, Retry: 30 * time.Second}},
 		}}},
 	}, {
@@ -39,14 +39,14 @@ func TestParse(t *testing.T) {
 			"````sh\n$ cat <<EOF\n```\n````\n",
 		want: []Scene{{Line: 1, Steps: []Step{
 			{Line: 8, Command: "echo '# expect: not a comment' \"#\" # just a note"},
-			{Line: 11, Command: "cat <<EOF", Excerpt: []string{"```"}},
+			{Line: 11, Command: "cat <<EOF", Excerpt: []string{"```"}, ExcerptLines: []int{12}},
 		}}},
 	}, {
 		name: "continuation lines belong to the command; the directive is on the last",
 		md:   "```sh\n$ regentctl handover request \\\n    --to dc2 \\\n    --reason \"maintenance\"   # expect: .accepted == true\nout\n```\n",
 		want: []Scene{{Line: 1, Steps: []Step{{
 			Line: 2, Command: "regentctl handover request \\\n    --to dc2 \\\n    --reason \"maintenance\"   # expect: .accepted == true",
-			Excerpt: []string{"out"}, Check: Check{Expect: []Expectation{{".accepted", "==", "true"}}},
+			Excerpt: []string{"out"}, ExcerptLines: []int{5}, Check: Check{Expect: []Expectation{{".accepted", "==", "true"}}},
 		}}}},
 	}, {
 		name: "scene markers",

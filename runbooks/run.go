@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,11 @@ type Runner struct {
 	// Vars holds the saved values placeholders are filled from; Run adds
 	// to it. Nil starts empty.
 	Vars map[string]string
+	// Fold names environment variables (WORK, CERTS, ...) whose values are
+	// written back as $NAME in the output before excerpts are compared, so
+	// a runbook can show "$WORK/drill/audit.jsonl" where the run printed
+	// its own temporary path.
+	Fold []string
 }
 
 // Result is the outcome of a step's last attempt.
@@ -39,6 +45,10 @@ type Result struct {
 	Command  string // as run, placeholders filled
 	Output   Output
 	Attempts int
+	// Refreshed holds, per excerpt line, the whole output line it matched
+	// when it matched a whole line and holds no placeholder, else "": what
+	// the excerpt would say if refreshed from this run.
+	Refreshed []string
 }
 
 // Run runs step until its check holds (once, or within its retry budget).
@@ -71,9 +81,10 @@ func (r *Runner) Run(ctx context.Context, name string, step Step) (Result, error
 		res.Output = out
 		failed := runErr
 		if failed == nil {
-			failed = r.verify(step, out)
+			res.Refreshed, failed = r.verify(step, out, env)
 		}
-		r.log(step, res, failed)
+		final := failed == nil || step.Check.Retry <= 0 || !time.Now().Add(pause).Before(deadline) || ctx.Err() != nil
+		r.log(step, res, failed, final)
 		if failed == nil {
 			for _, s := range step.Check.Save {
 				v, err := Value(out, s.Path)
@@ -84,7 +95,7 @@ func (r *Runner) Run(ctx context.Context, name string, step Step) (Result, error
 			}
 			return res, nil
 		}
-		if step.Check.Retry <= 0 || !time.Now().Add(pause).Before(deadline) || ctx.Err() != nil {
+		if final {
 			what := "once"
 			if step.Check.Retry > 0 {
 				what = fmt.Sprintf("%d attempts over %v", res.Attempts, step.Check.Retry)
@@ -102,7 +113,7 @@ func (r *Runner) Run(ctx context.Context, name string, step Step) (Result, error
 }
 
 // verify checks the exit status, the expectations and the excerpt.
-func (r *Runner) verify(step Step, out Output) error {
+func (r *Runner) verify(step Step, out Output, env []string) ([]string, error) {
 	var errs []error
 	if out.Exit != step.Check.Exit {
 		errs = append(errs, fmt.Errorf("%w: exit status %d, want %d", ErrExpectation, out.Exit, step.Check.Exit))
@@ -112,6 +123,7 @@ func (r *Runner) verify(step Step, out Output) error {
 			errs = append(errs, err)
 		}
 	}
+	var refreshed []string
 	if len(step.Excerpt) > 0 {
 		excerpt := make([]string, len(step.Excerpt))
 		for i, l := range step.Excerpt {
@@ -121,11 +133,18 @@ func (r *Runner) verify(step Step, out Output) error {
 			}
 			excerpt[i] = f
 		}
-		if err := MatchExcerpt(excerpt, string(out.Combined)); err != nil {
+		whole, err := matchExcerpt(excerpt, fold(string(out.Combined), env, r.Fold))
+		if err != nil {
 			errs = append(errs, err)
 		}
+		for i := range whole {
+			if placeholder.MatchString(step.Excerpt[i]) {
+				whole[i] = ""
+			}
+		}
+		refreshed = whole
 	}
-	return errors.Join(errs...)
+	return refreshed, errors.Join(errs...)
 }
 
 // lockedBuffer is a buffer two copying goroutines of exec.Cmd may share.
@@ -174,13 +193,20 @@ func (r *Runner) once(ctx context.Context, cmd string, env []string, timeout tim
 	return out, nil
 }
 
-func (r *Runner) log(step Step, res Result, err error) {
+// log writes an attempt to the transcript: the command with its output
+// for the final attempt, one line for an attempt that will be retried.
+func (r *Runner) log(step Step, res Result, err error, final bool) {
 	if r.Transcript == nil {
 		return
 	}
 	prompt := "$ "
 	if step.Host != "" {
 		prompt = step.Host + "# "
+	}
+	if !final {
+		fmt.Fprintf(r.Transcript, "[attempt %d of %s%s: exit %d, not yet: %s]\n", res.Attempts, prompt, firstLineOf(res.Command),
+			res.Output.Exit, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return
 	}
 	fmt.Fprintf(r.Transcript, "%s%s\n%s", prompt, res.Command, res.Output.Combined)
 	if len(res.Output.Combined) > 0 && !bytes.HasSuffix(res.Output.Combined, []byte("\n")) {
@@ -191,6 +217,30 @@ func (r *Runner) log(step Step, res Result, err error) {
 		status = "not yet: " + strings.ReplaceAll(err.Error(), "\n", "; ")
 	}
 	fmt.Fprintf(r.Transcript, "[exit %d, attempt %d: %s]\n\n", res.Output.Exit, res.Attempts, status)
+}
+
+// fold replaces the values of the named variables of env in s by $NAME,
+// longest value first.
+func fold(s string, env, names []string) string {
+	type kv struct{ k, v string }
+	var vs []kv
+	for _, name := range names {
+		for _, e := range env {
+			if v, ok := strings.CutPrefix(e, name+"="); ok && len(v) > 1 {
+				vs = append(vs, kv{name, v})
+			}
+		}
+	}
+	sort.Slice(vs, func(i, j int) bool { return len(vs[i].v) > len(vs[j].v) })
+	for _, x := range vs {
+		s = strings.ReplaceAll(s, x.v, "$"+x.k)
+	}
+	return s
+}
+
+func firstLineOf(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
 }
 
 func describe(cmd string, out Output) string {

@@ -70,9 +70,10 @@ type Step struct {
 	// "\n", the directive comment included: bash ignores it).
 	Command string
 	// Excerpt is the output the runbook shows under the command, one
-	// entry per line.
-	Excerpt []string
-	Check   Check
+	// entry per line; ExcerptLines holds their 1-based line numbers.
+	Excerpt      []string
+	ExcerptLines []int
+	Check        Check
 }
 
 // Check is what a step's directive comment asks the test to verify.
@@ -241,6 +242,7 @@ func Parse(name string, md []byte) (*Runbook, error) {
 			return nil, errf("output excerpt %q has no command before it in its block (commands start with \"$ \" or \"<region># \")", shorten(line))
 		}
 		cur.Excerpt = append(cur.Excerpt, line)
+		cur.ExcerptLines = append(cur.ExcerptLines, lineNo)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrSyntax, name, err)

@@ -16,6 +16,7 @@ var (
 	only        = flag.String("runbook", "", "run only the runbooks whose file name contains this")
 	transcripts = flag.String("runbook.transcripts", "", "directory to write each runbook's transcript to (commands and real output, for refreshing excerpts)")
 	prebuilt    = flag.String("runbook.bin", "", "use the regent and regentctl binaries in this directory instead of building them")
+	update      = flag.Bool("runbook.update", false, "after a runbook passes, rewrite its excerpt lines that match whole output lines with this run's output (refreshes numbers, hashes, times)")
 )
 
 // runbookFiles lists the runbooks: every *.md here but README.md.
@@ -119,6 +120,7 @@ func TestRunbooks(t *testing.T) {
 				t.Fatal(err)
 			}
 			vars := map[string]string{}
+			refreshed := map[int]string{} // runbook line → refreshed excerpt line
 			for i, sc := range rb.Scenes {
 				if len(sc.Steps) == 0 {
 					continue
@@ -127,13 +129,23 @@ func TestRunbooks(t *testing.T) {
 					t.Logf("%s:%d: slow scene skipped (-short)", f, sc.Line)
 					continue
 				}
-				runScene(t, bin, f, i, sc, vars)
+				runScene(t, bin, f, i, sc, vars, refreshed)
+			}
+			if *update && !t.Failed() {
+				lines := strings.Split(string(b), "\n")
+				for n, l := range refreshed {
+					lines[n-1] = l
+				}
+				if err := os.WriteFile(f, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("%s: %d excerpt lines refreshed", f, len(refreshed))
 			}
 		})
 	}
 }
 
-func runScene(t *testing.T, bin, file string, n int, sc Scene, vars map[string]string) {
+func runScene(t *testing.T, bin, file string, n int, sc Scene, vars map[string]string, refreshed map[int]string) {
 	t.Helper()
 	start := time.Now()
 	c := newCluster(t, bin)
@@ -151,7 +163,8 @@ func runScene(t *testing.T, bin, file string, n int, sc Scene, vars map[string]s
 			_ = os.WriteFile(filepath.Join(*transcripts, name), b, 0o644)
 		}
 	}()
-	r := &Runner{Env: c.env, Dir: c.dir, Timeout: 90 * time.Second, Transcript: tr, Vars: vars}
+	r := &Runner{Env: c.env, Dir: c.dir, Timeout: 90 * time.Second, Transcript: tr, Vars: vars,
+		Fold: []string{"WORK", "CERTS", "KEYS", "KEYSTORES", "CONFIG", "DATA_DIR", "SOFTHSM2_CONF"}}
 	for _, st := range sc.Steps {
 		stepStart := time.Now()
 		res, err := r.Run(context.Background(), file, st)
@@ -159,6 +172,11 @@ func runScene(t *testing.T, bin, file string, n int, sc Scene, vars map[string]s
 			t.Fatalf("%v\n(transcript: %s)", err, c.path("transcript.txt"))
 		}
 		t.Logf("%s:%d ok in %v (%d attempts): %s", file, st.Line, time.Since(stepStart).Round(time.Millisecond), res.Attempts, firstLine(res.Command))
+		for i, l := range res.Refreshed {
+			if l != "" {
+				refreshed[st.ExcerptLines[i]] = l
+			}
+		}
 	}
 	c.checkSafety()
 }

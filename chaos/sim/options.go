@@ -72,10 +72,9 @@ type RaftOptions struct {
 type sabotage uint8
 
 const (
-	sabotageNone sabotage = iota
 	// sabotageSignAnywhere: a non-holder region's signer signs rogue
 	// duties without any record (a standby process with the same key).
-	sabotageSignAnywhere
+	sabotageSignAnywhere sabotage = iota + 1
 )
 
 // DefaultOptions returns the defaults: one schedule of 200 steps, four

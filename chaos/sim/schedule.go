@@ -291,7 +291,6 @@ func Schedule(seed int64, steps, validators, operators int) []Step {
 			if nDown == 0 && !partitioned && rng.IntN(100) < 8 {
 				if rng.IntN(2) == 0 {
 					s.Fault = FaultCrash
-					nDown++
 					// The shadow does not know which region; mark one so
 					// restarts get scheduled (Restart restarts any crashed
 					// region when the named one is up).

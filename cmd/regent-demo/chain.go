@@ -181,11 +181,24 @@ func (vc *validatorClient) holds(addr string) (held, total int) {
 	vc.mu.Lock()
 	acked := append([]ackedDuty(nil), vc.acked...)
 	vc.mu.Unlock()
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		sem = make(chan struct{}, 16)
+	)
 	for _, a := range acked {
-		code, _ := vc.sign(addr, a.pub, attestationBody(a.target*slotsPerEpoch, a.source, a.target, blockRootFor(a.target, "conflict")), true)
-		if code == 412 {
-			held++
-		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			code, _ := vc.sign(addr, a.pub, attestationBody(a.target*slotsPerEpoch, a.source, a.target, blockRootFor(a.target, "conflict")), true)
+			if code == 412 {
+				mu.Lock()
+				held++
+				mu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
 	return held, len(acked)
 }

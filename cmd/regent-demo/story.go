@@ -18,7 +18,7 @@ import (
 	"github.com/regent-signer/regent/raft/pki"
 )
 
-const validators = 64
+const validators = 200
 
 // initHSM gives a region its own SoftHSM2 token directory and token.
 func (d *demo) initHSM(r *region) error {

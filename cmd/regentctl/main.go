@@ -1,11 +1,15 @@
-// Command regentctl is the operator CLI for a Regent cluster.
+// Command regentctl is the operator CLI for a Regent cluster: status,
+// signed handovers and DR policies, operators, audit, tokens, keys,
+// interchange, members, and development PKI.
 //
 // Exit codes (stable, for scripts):
 //
 //	0  success; for status: every region reachable and healthy
 //	1  usage or local error (bad flags, unreadable files)
-//	2  status: degraded (a region unreachable or its state machine halted) but a majority answers
-//	3  status: no majority of regions answers
+//	2  refused by the cluster (a signed command rejected, a break in the
+//	   audit chain); for status: degraded (a region unreachable or halted)
+//	   but a majority answers
+//	3  cluster unavailable; for status: no majority of regions answers
 package main
 
 import (
@@ -47,7 +51,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	g := &globals{}
 	root := &cobra.Command{
 		Use:   "regentctl",
-		Short: "Operate a Regent cluster: status, PKI, and (later) handovers, keys and audit",
+		Short: "Operate a Regent cluster: status, handovers, DR, operators, audit, tokens, keys",
 		Long: `regentctl talks to every region's gRPC API over mutual TLS.
 
 Connection settings come from flags or REGENTCTL_* environment variables:

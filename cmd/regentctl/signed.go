@@ -203,7 +203,7 @@ func actionName(a failoverpb.Action) string {
 	return strings.ToLower(strings.TrimPrefix(a.String(), "ACTION_"))
 }
 
-// signer bundles what the signing commands share.
+// signing bundles what the signing commands share.
 type signing struct {
 	g  *globals
 	op *operatorFlags

@@ -136,9 +136,9 @@ func TestOperatorWorkflow(t *testing.T) {
 		c.expect(t, 2, with(conn, []string{"interchange", "import", "--file", file("garbage.json")})...)
 	})
 
-	// Sign under epoch 1 on dc1, a few epochs ahead of the simulated chain,
+	// Sign under epoch 1 on dc1, 75 epochs ahead of the simulated chain,
 	// so the handover must wait for finality past it.
-	target := c.beacon.View().Epoch + 6
+	target := c.beacon.View().Epoch + 75 // about 3s of simulated chain
 	c.waitFor(t, 20*time.Second, "an attestation recorded on dc1", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -235,6 +235,17 @@ func TestOperatorWorkflow(t *testing.T) {
 				return nil
 			})
 		}
+		// The keeper moves Raft leadership to the new holder; let it settle
+		// before the next writes (a write forwarded to a leader that is just
+		// stepping down has an unknown outcome: exit 3).
+		c.waitFor(t, 20*time.Second, "raft leadership on dc2, known everywhere", func() error {
+			for _, r := range c.regions {
+				if _, id := c.nodes[r].Raft.LeaderWithID(); id != "dc2" {
+					return fmt.Errorf("%s sees leader %q", r, id)
+				}
+			}
+			return nil
+		})
 		// Watching a closed handover returns at once.
 		c.expect(t, 0, with(conn, []string{"handover", "watch", id, "--timeout", "10s"})...)
 	})
@@ -272,6 +283,23 @@ func TestOperatorWorkflow(t *testing.T) {
 		}
 		// dave's P-256 key now signs.
 		c.expect(t, 0, with(conn, c.as("dave"), []string{"exit", "approve", "--pubkey", "0x" + fmt.Sprintf("%x", testKey[:]), "--reason", "rotation"})...)
+	})
+
+	t.Run("a cancelled handover ends its watch with exit 2", func(t *testing.T) {
+		out, _ := c.expect(t, 0, with(conn, c.as("alice"), []string{"-o", "json", "handover", "request", "--to", "dc3", "--reason", "drill"})...)
+		var req struct {
+			Result struct {
+				HandoverID string `json:"handover_id"`
+			} `json:"result"`
+		}
+		mustJSON(t, out, &req)
+		c.expect(t, 0, with(conn, c.as("carol"), []string{"handover", "cancel", req.Result.HandoverID, "--reason", "drill over"})...)
+		out, errOut := c.expect(t, 2, with(conn, []string{"handover", "watch", req.Result.HandoverID, "--timeout", "10s"})...)
+		if !strings.Contains(out, "cancelled by carol: drill over") || !strings.Contains(errOut, "cancelled") {
+			t.Fatalf("watch: %s %s", out, errOut)
+		}
+		// An id that never was a handover.
+		c.expect(t, 2, with(conn, []string{"handover", "watch", "3", "--timeout", "10s"})...)
 	})
 
 	t.Run("dr policy and signed legacy commands", func(t *testing.T) {

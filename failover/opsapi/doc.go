@@ -41,6 +41,7 @@
 // Handlers repeat the checks they depend on, so they are safe without the
 // interceptor too.
 //
-// Logs use log/slog with stable keys: action, operator, caller, index,
-// audit_seq, accepted, reason, member, address.
+// Logs use log/slog with stable keys: region, action, operator, caller,
+// signatures, index, audit_seq, handover, accepted, reason, keys, network,
+// pubkey, member, address, nonvoter.
 package opsapi

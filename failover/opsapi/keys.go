@@ -179,6 +179,9 @@ func (s *Server) ImportKeystore(ctx context.Context, req *opspb.ImportKeystoreRe
 		return nil, status.Errorf(codes.FailedPrecondition, "signing is not configured on this region (%s has no HSM); import keystores through a region that signs", s.d.NodeID)
 	}
 	pk, err := s.d.Keys.ImportKeystore(ctx, req.GetKeystoreJson(), req.GetPassword())
+	if errors.Is(err, ErrSigningNotConfigured) {
+		return nil, status.Errorf(codes.FailedPrecondition, "signing is not configured on this region (%s has no HSM); import keystores through a region that signs", s.d.NodeID)
+	}
 	if err != nil {
 		s.log.Warn("keystore import failed", "caller", c.Name, "pubkey", pk.String(), "err", err)
 		return nil, status.Error(keystoreCode(err), fmt.Sprintf("import keystore: %v", err))

@@ -321,6 +321,7 @@ func TestImportKeystore(t *testing.T) {
 	}{
 		{name: "imported", keys: fakeImporter{pk: pk}, caller: "regentctl", req: &opspb.ImportKeystoreRequest{KeystoreJson: []byte("{}"), Password: "pw"}},
 		{name: "no signing here", caller: "regentctl", req: &opspb.ImportKeystoreRequest{KeystoreJson: []byte("{}")}, code: codes.FailedPrecondition, msg: "signing is not configured on this region"},
+		{name: "signing side not running", keys: fakeImporter{err: fmt.Errorf("x: %w", opsapi.ErrSigningNotConfigured)}, caller: "regentctl", req: &opspb.ImportKeystoreRequest{KeystoreJson: []byte("{}")}, code: codes.FailedPrecondition, msg: "signing is not configured on this region"},
 		{name: "duplicate", keys: fakeImporter{err: fmt.Errorf("x: %w", opsapi.ErrKeyDuplicate)}, caller: "regentctl", req: &opspb.ImportKeystoreRequest{KeystoreJson: []byte("{}")}, code: codes.AlreadyExists},
 		{name: "bad password", keys: fakeImporter{err: fmt.Errorf("x: %w", opsapi.ErrKeystore)}, caller: "regentctl", req: &opspb.ImportKeystoreRequest{KeystoreJson: []byte("{}")}, code: codes.InvalidArgument},
 		{name: "no quorum", keys: fakeImporter{err: fmt.Errorf("x: %w", leader.ErrUnavailable)}, caller: "regentctl", req: &opspb.ImportKeystoreRequest{KeystoreJson: []byte("{}")}, code: codes.Unavailable},

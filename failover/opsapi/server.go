@@ -33,6 +33,11 @@ var (
 	ErrKeyDuplicate = errors.New("opsapi: key already imported")
 	ErrKeystore     = errors.New("opsapi: bad keystore or password")
 	ErrKeyPending   = errors.New("opsapi: key registered but not yet held by this region")
+	// ErrSigningNotConfigured may be returned by a KeyImporter that stands
+	// in for a signing side not (yet) running: ImportKeystore then answers
+	// FailedPrecondition "signing is not configured on this region", as
+	// with a nil Deps.Keys.
+	ErrSigningNotConfigured = errors.New("opsapi: signing is not configured on this region")
 )
 
 // Proposer writes one command through Raft and waits until this region

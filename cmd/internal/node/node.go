@@ -22,6 +22,7 @@ import (
 
 	"github.com/regent-signer/regent/cmd/internal/client"
 	"github.com/regent-signer/regent/failover"
+	"github.com/regent-signer/regent/failover/opsapi"
 	"github.com/regent-signer/regent/leader"
 	"github.com/regent-signer/regent/leader/metrics"
 	"github.com/regent-signer/regent/leader/nodeapi"
@@ -30,7 +31,9 @@ import (
 	"github.com/regent-signer/regent/raft/fsm"
 	"github.com/regent-signer/regent/raft/pki"
 	"github.com/regent-signer/regent/raft/transport"
+	"github.com/regent-signer/regent/signer/bls"
 	"github.com/regent-signer/regent/signer/hsm"
+	"github.com/regent-signer/regent/signer/keysync"
 	"github.com/regent-signer/regent/signer/pipeline"
 )
 
@@ -52,11 +55,14 @@ type Node struct {
 	signing *signing
 	// agentStop stops the failover agent (nil when not started).
 	agentStop func()
-	cluster   *cluster.Node
-	grpc      *grpc.Server
-	http      *http.Server
-	fatal     chan error
-	once      sync.Once
+	// keys is the key manager once signing is up (the operations API
+	// imports keystores through it).
+	keys    atomic.Pointer[keysync.Manager]
+	cluster *cluster.Node
+	grpc    *grpc.Server
+	http    *http.Server
+	fatal   chan error
+	once    sync.Once
 }
 
 // Options are the process-level choices Start does not read from Config.
@@ -227,6 +233,11 @@ func Start(cfg *Config, opts Options) (_ *Node, err error) {
 			return fs.ClusterID(), uint32(len(fs.Operators()))
 		},
 	})
+	if err := opsapi.Register(n.grpc, opsapi.Deps{NodeID: cfg.NodeID, Raft: cn.Raft, FSM: f, Proposer: svc, Logger: log,
+		Keys: lazyKeys{&n.keys}}); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	go func() { _ = n.grpc.Serve(ln) }()
 
 	if cfg.API.HTTP != "" {
@@ -264,6 +275,7 @@ func Start(cfg *Config, opts Options) (_ *Node, err error) {
 		}
 		n.signing, n.Pipeline, n.SigningAddr = sg, sg.pipeline, sg.addr
 		kicks.Store(sg)
+		n.keys.Store(sg.manager)
 	}
 	log.Info("region started", "raft", cfg.Raft.Advertise, "grpc", n.GRPCAddr, "http", n.HTTPAddr)
 	return n, nil
@@ -326,3 +338,26 @@ func (n *Node) Close() {
 
 // handshakeFailures counts refused Raft TLS handshakes (tests).
 func (n *Node) handshakeFailures() uint64 { return n.tlsm.HandshakeFailures() }
+
+// lazyKeys adapts the key manager, which starts after the gRPC server, to
+// opsapi.KeyImporter.
+type lazyKeys struct {
+	m *atomic.Pointer[keysync.Manager]
+}
+
+func (l lazyKeys) ImportKeystore(ctx context.Context, ks []byte, pw string) (bls.PublicKey, error) {
+	m := l.m.Load()
+	if m == nil {
+		return bls.PublicKey{}, opsapi.ErrSigningNotConfigured
+	}
+	pk, err := m.ImportKeystore(ctx, ks, pw)
+	switch {
+	case errors.Is(err, keysync.ErrDuplicate):
+		err = fmt.Errorf("%w: %w", opsapi.ErrKeyDuplicate, err)
+	case errors.Is(err, keysync.ErrKeystore):
+		err = fmt.Errorf("%w: %w", opsapi.ErrKeystore, err)
+	case errors.Is(err, keysync.ErrSyncPending):
+		err = fmt.Errorf("%w: %w", opsapi.ErrKeyPending, err)
+	}
+	return pk, err
+}

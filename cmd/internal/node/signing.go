@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/regent-signer/regent/failover/token"
 	"github.com/regent-signer/regent/leader"
 	"github.com/regent-signer/regent/raft/commandpb"
 	"github.com/regent-signer/regent/raft/fsm"
@@ -139,6 +141,7 @@ func (n *Node) startSigning(cfg *Config, opts Options, mat *pki.Material, reg pr
 	if cfg.Signing.HTTP != "" {
 		w3s, err := web3signer.New(web3signer.Config{
 			Signer: pipe, State: n.FSM, Health: health{n: n, guard: guard}, Network: network, Logger: n.log, Rejected: sm.Rejected,
+			Tokens: &token.Verifier{State: n.FSM},
 		})
 		if err != nil {
 			return nil, err
@@ -155,6 +158,17 @@ func (n *Node) startSigning(cfg *Config, opts Options, mat *pki.Material, reg pr
 		tc, err := mat.ServerConfig(pki.RoleClient, pki.RoleOperator)
 		if err != nil {
 			return nil, err
+		}
+		// Validator clients may present an operator-signed bearer token
+		// instead of a certificate: a certificate is verified when given,
+		// and the handlers refuse a request carrying neither (401).
+		tc.ClientAuth = tls.VerifyClientCertIfGiven
+		verify := tc.VerifyConnection
+		tc.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return nil
+			}
+			return verify(cs)
 		}
 		ln, err := net.Listen("tcp", cfg.Signing.HTTP)
 		if err != nil {
