@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/regent-signer/regent/failover/failoverpb"
-	"github.com/regent-signer/regent/failover/opsig"
 	"github.com/regent-signer/regent/raft/pki"
 )
 
@@ -54,7 +52,7 @@ func (d *demo) run() error {
 		return err
 	}
 	d.say("mutual-TLS certificates for dc1, dc2, dc3, the operator tool and validator client vc-1")
-	ops, err := writeOperators(d.path("operators"))
+	opsFile, err := d.writeOperators()
 	if err != nil {
 		return err
 	}
@@ -78,7 +76,7 @@ func (d *demo) run() error {
 
 	d.chapter("Three regions start: Raft over mutual TLS, bolt files on disk, the lease granted to dc1")
 	for _, r := range d.regions {
-		if err := d.writeConfig(r, ops.file()); err != nil {
+		if err := d.writeConfig(r, opsFile); err != nil {
 			return err
 		}
 		if err := d.start(r); err != nil {
@@ -115,7 +113,7 @@ func (d *demo) run() error {
 	}); err != nil {
 		return err
 	}
-	d.say("the state machine granted the lease to dc1 at epoch 1; the first leader bootstrapped the operator registry from %s", ops.file())
+	d.say("the state machine granted the lease to dc1 at epoch 1; the first leader bootstrapped the operator registry from %s", opsFile)
 	d.status()
 
 	d.chapter(fmt.Sprintf("%d validator keys imported once, reaching every region's HSM", validators))
@@ -133,14 +131,10 @@ func (d *demo) run() error {
 		}
 	}
 	d.say("Keymanager API on dc1: %d EIP-2335 keystores; each secret was wrapped for every region's HSM key and sealed there (%v)", validators, time.Since(start).Round(time.Millisecond))
-	idx, err := d.signed(ctx, c, ops, "alice", "policy: vc-1 may sign attestations and blocks", func(cmd *failoverpb.OperatorCommand) {
-		cmd.Action = &failoverpb.OperatorCommand_SetPolicy{SetPolicy: &failoverpb.SetPolicy{Identity: "vc-1", KeyPatterns: []string{"*"},
-			MessageTypes: []string{"ATTESTATION", "BLOCK_V2", "AGGREGATE_AND_PROOF_V2", "RANDAO_REVEAL"}}}
-	})
-	if err != nil {
+	if _, err := d.ctl("alice", "policy", "set", "--identity", "vc-1", "--keys", "*", "--types", "ATTESTATION,BLOCK_V2,AGGREGATE_AND_PROOF_V2,RANDAO_REVEAL"); err != nil {
 		return err
 	}
-	_ = idx
+	d.say("alice signed the client policy (policy changes need 1 signature); the state machine verified it against the operator registry")
 
 	d.chapter("dc1 signs the validators' duties")
 	e, err := d.attest(ctx, c, vc, d.region("dc1"), 3)
@@ -159,29 +153,32 @@ func (d *demo) run() error {
 	}
 
 	d.chapter("Planned handover dc1 → dc2: request, two approvals, fence, finality, activation")
-	hid, err := d.signed(ctx, c, ops, "alice", "alice requests a handover to dc2", func(cmd *failoverpb.OperatorCommand) {
-		cmd.Action = &failoverpb.OperatorCommand_RequestHandover{RequestHandover: &failoverpb.RequestHandover{To: "dc2", Reason: "planned maintenance of dc1"}}
-	})
+	out, err := d.ctl("alice", "handover", "request", "--to", "dc2", "--reason", "planned maintenance of dc1")
 	if err != nil {
 		return err
+	}
+	var hid string
+	if _, err := fmt.Sscanf(out, "handover %s requested", &hid); err != nil {
+		return fmt.Errorf("handover id in %q: %w", out, err)
 	}
 	if err := c.expectLease("dc1", 1, "active", d.region("dc1")); err != nil {
 		return fmt.Errorf("one approval fenced the lease: %w", err)
 	}
-	d.say("handover %d: 1 of 2 approvals (alice's request counts as hers); dc1 still signs", hid)
+	d.say("1 of 2 approvals (alice's request counts as hers); dc1 still signs")
 	fenceAt := time.Now()
-	if _, err := d.signed(ctx, c, ops, "bob", "bob approves", func(cmd *failoverpb.OperatorCommand) {
-		cmd.Action = &failoverpb.OperatorCommand_ApproveHandover{ApproveHandover: &failoverpb.ApproveHandover{HandoverId: hid}}
-	}); err != nil {
+	if _, err := d.ctl("bob", "handover", "approve", hid); err != nil {
 		return err
 	}
-	d.status()
-	if err := c.waitFor(ctx, 90*time.Second, "dc2 active at epoch 2", func() error {
+	if _, err := d.ctl("bob", "handover", "watch", hid, "--timeout", "90s"); err != nil {
+		return err
+	}
+	if err := c.waitFor(ctx, 30*time.Second, "dc2 active at epoch 2 everywhere", func() error {
 		return c.expectLease("dc2", 2, "active", d.region("dc1"), d.region("dc2"), d.region("dc3"))
 	}); err != nil {
 		return err
 	}
 	d.say("the lease was fenced in bob's approval entry; dc2's watcher saw 2 of 3 beacon nodes finalize past the fenced high-water mark and confirmed it; dc2 holds the lease at epoch 2 (%v after the fence)", time.Since(fenceAt).Round(100*time.Millisecond))
+	d.status()
 	if _, err := d.attest(ctx, c, vc, d.region("dc2"), 1); err != nil {
 		return err
 	}
@@ -191,19 +188,17 @@ func (d *demo) run() error {
 	d.say("dc1 no longer signs (503): its keys were zeroed when it applied the fence")
 
 	d.chapter("A standing DR policy: dc3 may take over after 30 s without a heartbeat")
-	sc, err := ops.command("alice", func(cmd *failoverpb.OperatorCommand) {
-		cmd.Action = &failoverpb.OperatorCommand_SetDrPolicy{SetDrPolicy: &failoverpb.SetDRPolicy{Region: "dc3", SilenceSeconds: 30, Enabled: true}}
-	})
-	if err != nil {
+	drFile := d.path("operators", "dr-policy.cmd")
+	if _, err := d.ctl("alice", "dr", "set", "--region", "dc3", "--silence", "30s", "--out", drFile); err != nil {
 		return err
 	}
-	if err := cosign(sc, "bob", ops); err != nil {
+	if _, err := d.ctl("bob", "cosign", drFile); err != nil {
 		return err
 	}
-	if _, err := ops.submit(ctx, c.nodes["dc3"], sc); err != nil {
-		return fmt.Errorf("DR policy: %w", err)
+	if _, err := d.ctl("bob", "submit", drFile); err != nil {
+		return err
 	}
-	d.say("alice signed the policy, bob co-signed it (registry changes need 2 of 3); committed")
+	d.say("alice signed the policy into a file, bob co-signed it (registry changes need 2 of 3 admins), bob submitted it")
 
 	d.chapter("Disaster: dc2's process is killed with SIGKILL")
 	if err := d.kill(d.region("dc2")); err != nil {
@@ -254,20 +249,6 @@ func (d *demo) run() error {
 	d.say("all regions stopped cleanly. Data, configs and logs are in %s", d.dir)
 	fmt.Fprintln(d.out, "\nDEMO OK")
 	return nil
-}
-
-// signed builds, signs and submits one operator command, narrating it.
-func (d *demo) signed(ctx context.Context, c *demoClient, ops *operators, who, what string, fill func(*failoverpb.OperatorCommand)) (uint64, error) {
-	sc, err := ops.command(who, fill)
-	if err != nil {
-		return 0, err
-	}
-	idx, err := ops.submit(ctx, c.nodes["dc1"], sc)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", what, err)
-	}
-	d.say("%s: signed with %s's key, committed at log index %d", what, who, idx)
-	return idx, nil
 }
 
 // attest has every validator attest for n consecutive epochs through r,
@@ -370,16 +351,24 @@ func shorten(s string, n int) string {
 	return s[:n-1] + "…"
 }
 
-// cosign adds operator who's signature to sc.
-func cosign(sc *failoverpb.SignedCommand, who string, ops *operators) error {
-	return opsig.Cosign(sc, who, ops.keys[who])
-}
-
 // audit prints the audit chain and verifies it, as an operator would.
 func (d *demo) audit() error {
-	fmt.Fprintf(d.out, "\n  $ regentctl audit show\n")
+	fmt.Fprintf(d.out, "\n  $ regentctl audit show --since N\n")
 	var b strings.Builder
-	if err := d.regentctl(&b, "audit", "show", "--endpoints", d.endpoints()); err != nil {
+	var head strings.Builder
+	if err := d.regentctl(&head, "audit", "verify", "--endpoints", d.endpoints(), "--output", "json"); err != nil {
+		return fmt.Errorf("audit verify: %w: %s", err, head.String())
+	}
+	var v struct {
+		Records uint64 `json:"records"`
+	}
+	_ = json.Unmarshal([]byte(head.String()), &v)
+	since := "0"
+	if v.Records > 14 {
+		since = fmt.Sprint(v.Records - 14)
+	}
+	fmt.Fprintf(d.out, "  (the last records; %d in all)\n", v.Records)
+	if err := d.regentctl(&b, "audit", "show", "--since", since, "--endpoints", d.endpoints()); err != nil {
 		return fmt.Errorf("audit show: %w: %s", err, b.String())
 	}
 	for _, line := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
@@ -402,4 +391,30 @@ func (d *demo) endpoints() string {
 		eps = append(eps, r.name+"="+r.grpcAdr)
 	}
 	return strings.Join(eps, ",")
+}
+
+// ctl runs regentctl as operator who (key in operators/<who>.key) against
+// every region, printing the command line and its output as an operator
+// would see them. It returns the output.
+func (d *demo) ctl(who string, args ...string) (string, error) {
+	if who != "" {
+		fmt.Fprintf(d.out, "\n  $ REGENTCTL_OPERATOR_ID=%s regentctl %s\n", who, strings.Join(args, " "))
+	} else {
+		fmt.Fprintf(d.out, "\n  $ regentctl %s\n", strings.Join(args, " "))
+	}
+	certs := d.path("certs")
+	cmd := exec.Command(filepath.Join(d.bin, "regentctl"), args...)
+	cmd.Env = append(os.Environ(),
+		"REGENTCTL_TLS_CA="+certs+"/ca.crt", "REGENTCTL_TLS_CERT="+certs+"/regentctl.crt", "REGENTCTL_TLS_KEY="+certs+"/regentctl.key",
+		"REGENTCTL_ENDPOINTS="+d.endpoints(), "REGENTCTL_OPERATOR_ID="+who, "REGENTCTL_OPERATOR_KEY="+d.path("operators", who+".key"))
+	var b strings.Builder
+	cmd.Stdout, cmd.Stderr = &b, &b
+	err := cmd.Run()
+	for _, line := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
+		fmt.Fprintf(d.out, "  | %s\n", line)
+	}
+	if err != nil {
+		return b.String(), fmt.Errorf("regentctl %s: %w", strings.Join(args, " "), err)
+	}
+	return b.String(), nil
 }
