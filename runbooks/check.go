@@ -343,16 +343,20 @@ var (
 	spaceRE  = regexp.MustCompile(`\s+`)
 	// Raft roles: elections, not runbooks, decide who leads
 	roleRE = regexp.MustCompile(`\b(Leader|Follower|Candidate)\b`)
+	// Go durations (1.502s, 569ms, 2m3s): a unit crosses a boundary as
+	// timings vary
+	durRE = regexp.MustCompile(`(^|[^0-9A-Za-z_.])([0-9]+(\.[0-9]+)?(ns|µs|us|ms|s|m|h))+\b`)
 )
 
 // Normalize maps an output line to the form excerpts are compared in:
-// timestamps, hex strings, numbers not glued to a letter and Raft roles
-// (Leader, Follower, Candidate: elections decide them) are replaced by
-// placeholders, and runs of white space collapse to one space (tables
+// timestamps, durations, hex strings, numbers not glued to a letter and
+// Raft roles (Leader, Follower, Candidate: elections decide them) are
+// replaced by placeholders, and runs of white space collapse to one space (tables
 // re-align as numbers change width).
 func Normalize(line string) string {
 	s := timeRE.ReplaceAllString(line, "TIME")
 	s = roleRE.ReplaceAllString(s, "ROLE")
+	s = durRE.ReplaceAllString(s, "${1}DUR")
 	s = hex0xRE.ReplaceAllString(s, "HEX")
 	s = hexRunRE.ReplaceAllString(s, "${1}HEX")
 	s = numberRE.ReplaceAllString(s, "${1}N")

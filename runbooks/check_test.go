@@ -136,10 +136,14 @@ took 1.25s`
 			}
 		})
 	}
-	// "took 300ms" normalizes to "took Nms", "took 1.25s" to "took Ns": a
-	// unit change is a difference.
-	if Normalize("took 1.25s") == Normalize("took 300ms") {
-		t.Error("units are lost in normalization")
+	// Durations vary in unit as well as value.
+	for _, d := range []string{"1.25s", "300ms", "2m3.5s", "15µs"} {
+		if got := Normalize("[" + d + "] took " + d); got != "[DUR] took DUR" {
+			t.Errorf("Normalize(%q) = %q", d, got)
+		}
+	}
+	if got := Normalize("dc2@2 3s2 0x12s"); got != "dc2@N Ns2 HEXs" {
+		t.Errorf("Normalize of things that are not durations = %q", got)
 	}
 	if got, want := Normalize("  a   dc2@2  epoch=17 0x12ab  "), "a dc2@N epoch=N HEX"; got != want {
 		t.Errorf("Normalize = %q, want %q", got, want)
@@ -292,4 +296,28 @@ func FuzzValue(f *testing.F) {
 			t.Fatalf("Value(%q): error wraps no sentinel: %v", path, err)
 		}
 	})
+}
+
+func TestSignerChanges(t *testing.T) {
+	tests := []struct {
+		name    string
+		signers map[uint64]string
+		lease   int
+		ok      bool
+	}{
+		{"one holder", map[uint64]string{10: "dc1", 11: "dc1", 12: "dc1"}, 1, true},
+		{"one handover", map[uint64]string{10: "dc1", 11: "dc1", 14: "dc2", 15: "dc2"}, 2, true},
+		{"there and back", map[uint64]string{10: "dc1", 14: "dc2", 18: "dc1"}, 3, true},
+		{"the old holder signed again", map[uint64]string{10: "dc1", 14: "dc2", 15: "dc1", 16: "dc2"}, 2, false},
+		{"a signer with no lease change", map[uint64]string{10: "dc1", 11: "dc3"}, 1, false},
+		{"nothing signed", map[uint64]string{}, 1, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := signerChanges(tc.signers, tc.lease)
+			if tc.ok != (err == nil) {
+				t.Fatalf("signerChanges = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
 }

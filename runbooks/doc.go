@@ -9,19 +9,21 @@
 //     only ```sh fenced blocks are executed; in them a line starting with
 //     "$ " is a command on the operator's workstation and a line starting
 //     with "<region># " (e.g. "dc2# ") a command on that region's host; a
-//     trailing "\" continues a command on the next line; any other
-//     non-blank line is an excerpt of the preceding command's real output;
-//     a trailing shell comment whose text starts with a directive keyword
-//     (exit:, expect:, save:, retry:) says what the test must check;
-//     <NAME> placeholders are filled from values an earlier command saved;
-//     an HTML comment "<!-- runbook: fresh cluster[, slow] -->" starts a
-//     scene on a new cluster.
+//     trailing "\" continues a command on the next line; a line starting
+//     with "#" is a comment; any other non-blank line is an excerpt of the
+//     preceding command's real output; a trailing shell comment whose text
+//     starts with "word:" is a directive (exit:, expect:, save:, retry:)
+//     saying what the test must check; <NAME> placeholders are filled from
+//     values an earlier command saved; an HTML comment
+//     "<!-- runbook: fresh cluster[, slow] -->" starts a scene on a new
+//     cluster.
 //   - [Parse]: Markdown → [Runbook] (scenes of [Step]s with their [Check]).
 //   - [Check] evaluation ([Evaluate]), JSON paths ([Lookup]), excerpt
 //     matching ([MatchExcerpt]) and placeholder substitution ([Fill]).
 //   - [Runner]: runs one step in bash (with pipefail) in an environment the
-//     caller provides, retrying within the step's retry budget, and saves
-//     values for later placeholders.
+//     caller provides, retrying within the step's retry budget, saves
+//     values for later placeholders, and reports the output lines an
+//     excerpt would be refreshed with ([Result].Refreshed).
 //
 // Guarantees:
 //

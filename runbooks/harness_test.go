@@ -56,11 +56,14 @@ const (
 	heartbeatEvery = time.Second
 )
 
-var regionNames = []string{"dc1", "dc2", "dc3"}
+// regionNames are the test cluster's regions.
+func regionNames() []string { return []string{"dc1", "dc2", "dc3"} }
 
-// operators of the test cluster: two admins and one operator; thresholds
-// handover 2, registry 2, policy 1, exit 2, keys 1.
-var operatorRoles = []struct{ id, role string }{{"alice", "admin"}, {"bob", "admin"}, {"carol", "operator"}}
+// operatorRoles are the test cluster's operators: two admins and one
+// operator; thresholds handover 2, registry 2, policy 1, exit 2, keys 1.
+func operatorRoles() []struct{ id, role string } {
+	return []struct{ id, role string }{{"alice", "admin"}, {"bob", "admin"}, {"carol", "operator"}}
+}
 
 // region is one region of a test cluster: a real regent process.
 type region struct {
@@ -88,12 +91,40 @@ type cluster struct {
 	pubkeys []string // validator public keys, 0x-hex
 	// sparePubkey is the key of keystores/keystore-spare.json (not imported).
 	sparePubkey string
-	vc      *validatorClient
-	cancel  context.CancelFunc
+	vc          *validatorClient
+	cancel      context.CancelFunc
 }
 
+// freePort returns a loopback address whose port was free a moment ago,
+// for a region process to bind. It picks below the kernel's ephemeral
+// range (ports the kernel hands to outgoing connections, which other
+// processes on a busy machine take all the time), so that the port is
+// still free when the region binds it; it falls back to an ephemeral
+// port.
 func freePort(t *testing.T) string {
 	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	if low > 12000 {
+		var r [2]byte
+		for range 50 {
+			if _, err := rand.Read(r[:]); err != nil {
+				t.Fatal(err)
+			}
+			port := 10000 + int(binary.BigEndian.Uint16(r[:]))%(low-10000)
+			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+			if err == nil {
+				l.Close()
+				return l.Addr().String()
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +164,7 @@ func newCluster(t *testing.T, bin string) *cluster {
 	c.run(ctx, "regentctl", "pki", "init", "--dir", c.path("certs"))
 	c.writeOperators()
 	c.startBeacons(ctx)
-	for _, name := range regionNames {
+	for _, name := range regionNames() {
 		c.regions = append(c.regions, &region{name: name, raftAddr: freePort(t), grpcAddr: freePort(t), httpAddr: freePort(t), signingAddr: freePort(t)})
 	}
 	for _, r := range c.regions {
@@ -212,7 +243,7 @@ func (c *cluster) exec(ctx context.Context, bin string, args ...string) ([]byte,
 func (c *cluster) writeOperators() {
 	var b strings.Builder
 	fmt.Fprintf(&b, "cluster_id: %s\noperators:\n", clusterID)
-	for _, op := range operatorRoles {
+	for _, op := range operatorRoles() {
 		pub, priv, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
 			c.t.Fatal(err)
@@ -379,6 +410,19 @@ func (c *cluster) signal(r *region, sig syscall.Signal, grace time.Duration) boo
 	return true
 }
 
+// failIfExited fails the test at once, with the region's log, when a
+// region process the harness started has exited (during start-up nothing
+// stops one on purpose).
+func (c *cluster) failIfExited() {
+	c.t.Helper()
+	for _, r := range c.regions {
+		if _, ok := c.running(r); !ok {
+			b, _ := os.ReadFile(r.log)
+			c.t.Fatalf("%s exited during start-up; its log (%s) ends:\n%s", r.name, r.log, tail(string(b), 30))
+		}
+	}
+}
+
 func (c *cluster) running(r *region) (int, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -538,7 +582,7 @@ func (c *cluster) baseEnv() []string {
 		"REGENTCTL_TIMEOUT=2s",
 	}
 	if len(c.urls) > 0 {
-		env = append(env, "BEACON="+c.urls[0])
+		env = append(env, "BEACON="+c.urls[0], "BEACONS="+strings.Join(c.urls, " "))
 	}
 	if len(c.pubkeys) > 0 {
 		env = append(env, "VALIDATOR_PUBKEY="+c.pubkeys[0], "SPARE_PUBKEY="+c.sparePubkey)
@@ -587,13 +631,15 @@ func (c *cluster) env(host string) ([]string, error) {
 	), nil
 }
 
-// waitFor polls cond until it returns nil or the deadline passes.
+// waitFor polls cond until it returns nil or the deadline passes. It is
+// for start-up: a region process that exited fails the test at once.
 func (c *cluster) waitFor(d time.Duration, what string, cond func() error) {
 	c.t.Helper()
 	deadline := time.Now().Add(d)
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		c.failIfExited()
 		err := cond()
 		if err == nil {
 			return
@@ -609,8 +655,11 @@ func (c *cluster) waitFor(d time.Duration, what string, cond func() error) {
 type statusJSON struct {
 	Regions []struct {
 		Region string `json:"region"`
+		Error  string `json:"error"`
 		Status *struct {
-			ClusterID string `json:"cluster_id"`
+			ClusterID string          `json:"cluster_id"`
+			RaftState string          `json:"raft_state"`
+			Lease     json.RawMessage `json:"lease"`
 		} `json:"status"`
 	} `json:"regions"`
 	Reachable int `json:"reachable"`
@@ -643,7 +692,19 @@ func (c *cluster) expectLease(holder string, epoch int, state string, reachable 
 		return fmt.Errorf("status: %v: %s", err, out)
 	}
 	if st.Lease == nil || st.Lease.Holder != holder || st.Lease.Epoch != strconv.Itoa(epoch) || st.Lease.State != state || st.Reachable < reachable {
-		return fmt.Errorf("status: %s", bytes.TrimSpace(out))
+		var rows []string
+		for _, r := range st.Regions {
+			if r.Status == nil {
+				rows = append(rows, r.Region+": "+firstWords(r.Error, 12))
+				continue
+			}
+			rows = append(rows, fmt.Sprintf("%s: %s, lease %s", r.Region, r.Status.RaftState, r.Status.Lease))
+		}
+		lease := "none"
+		if st.Lease != nil {
+			lease = fmt.Sprintf("%s %s@%s", st.Lease.State, st.Lease.Holder, st.Lease.Epoch)
+		}
+		return fmt.Errorf("%d reachable, lease %s; %s", st.Reachable, lease, strings.Join(rows, "; "))
 	}
 	return nil
 }
@@ -833,6 +894,8 @@ type validatorClient struct {
 	// refused counts answers other than 200 by region and status (or
 	// transport error), for the log.
 	refused map[string]int
+	// doubles lists duties two regions signed.
+	doubles []string
 	last    map[string]uint64 // region → last epoch it signed
 }
 
@@ -856,10 +919,11 @@ func startValidatorClient(ctx context.Context, c *cluster) *validatorClient {
 				if vc.has(pk, e) {
 					continue
 				}
+				// Ask every region, as a client configured with all three
+				// may: only the lease holder may answer 200.
 				for _, r := range c.regions {
 					if sig, ok := vc.sign(ctx, cl, r, pk, e); ok {
 						vc.note(pk, e, r.name, sig)
-						break
 					}
 				}
 			}
@@ -922,6 +986,9 @@ func (vc *validatorClient) note(pk string, e uint64, region, sig string) {
 	if vc.signed[pk] == nil {
 		vc.signed[pk] = map[uint64]string{}
 	}
+	if prev, ok := vc.signers[pk][e]; ok {
+		vc.doubles = append(vc.doubles, fmt.Sprintf("key %s… epoch %d signed by %s and %s", pk[:10], e, prev, region))
+	}
 	vc.signed[pk][e] = sig
 	if vc.signers[pk] == nil {
 		vc.signers[pk] = map[uint64]string{}
@@ -973,10 +1040,11 @@ func (c *cluster) operatorPropose(ctx context.Context, payload []byte) error {
 	return errors.Join(errs...)
 }
 
-// checkSafety checks what the validator client saw against the lease: in
-// epoch order, the region that signed changes at most once per lease
-// change (a superseded holder that signed again would add changes), and
-// every signature for a key and epoch is the only one.
+// checkSafety checks what the validator client saw against the lease: no
+// duty was signed by two regions (the client asks all three for every
+// duty), and in epoch order the region that signed a key's attestations
+// changes at most once per lease change (a superseded holder that signed
+// again would add changes).
 func (c *cluster) checkSafety() {
 	c.t.Helper()
 	out, _ := c.exec(context.Background(), "regentctl", "status", "--output", "json", "--timeout", "1s")
@@ -991,30 +1059,45 @@ func (c *cluster) checkSafety() {
 	vc := c.vc
 	vc.mu.Lock()
 	defer vc.mu.Unlock()
+	for _, d := range vc.doubles {
+		c.t.Errorf("validator client: %s", d)
+	}
 	for pk, byEpoch := range vc.signers {
-		epochs := make([]uint64, 0, len(byEpoch))
-		for e := range byEpoch {
-			epochs = append(epochs, e)
+		seq, err := signerChanges(byEpoch, epoch)
+		if err != nil {
+			c.t.Errorf("key %s…: %v", pk[:10], err)
 		}
-		sort.Slice(epochs, func(i, j int) bool { return epochs[i] < epochs[j] })
-		changes, prev := 0, ""
-		var seq []string
-		for _, e := range epochs {
-			r := byEpoch[e]
-			if prev != "" && r != prev {
-				changes++
-			}
-			if r != prev {
-				seq = append(seq, fmt.Sprintf("%s from epoch %d", r, e))
-			}
-			prev = r
-		}
-		if changes > epoch-1 {
-			c.t.Errorf("key %s…: the signing region changed %d times but the lease changed %d times: %s", pk[:10], changes, epoch-1, strings.Join(seq, ", "))
-		}
-		c.t.Logf("validator client, key %s…: %d signatures: %s", pk[:10], len(epochs), strings.Join(seq, ", "))
+		c.t.Logf("validator client, key %s…: %d signatures: %s", pk[:10], len(byEpoch), strings.Join(seq, ", "))
 	}
 	for what, n := range vc.refused {
 		c.t.Logf("validator client: %d× %s", n, what)
 	}
+}
+
+// signerChanges walks one key's signatures (epoch → region) in epoch order
+// and describes who signed from when; it is an error when the signing
+// region changed more often than the lease (at epoch leaseEpoch) did.
+func signerChanges(byEpoch map[uint64]string, leaseEpoch int) ([]string, error) {
+	epochs := make([]uint64, 0, len(byEpoch))
+	for e := range byEpoch {
+		epochs = append(epochs, e)
+	}
+	sort.Slice(epochs, func(i, j int) bool { return epochs[i] < epochs[j] })
+	changes, prev := 0, ""
+	var seq []string
+	for _, e := range epochs {
+		r := byEpoch[e]
+		if r == prev {
+			continue
+		}
+		if prev != "" {
+			changes++
+		}
+		seq = append(seq, fmt.Sprintf("%s from epoch %d", r, e))
+		prev = r
+	}
+	if changes > leaseEpoch-1 {
+		return seq, fmt.Errorf("the signing region changed %d times but the lease changed %d times: %s", changes, leaseEpoch-1, strings.Join(seq, ", "))
+	}
+	return seq, nil
 }

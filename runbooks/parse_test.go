@@ -66,6 +66,13 @@ func TestParse(t *testing.T) {
 				{".regions[region=dc2].status.lease.held_here", "==", "true"}, {"len(.operators)", "==", "3"}, {Path: ".handovers[-1].id"}, {"stdout", "!~", "error"},
 			}}}}}},
 	}, {
+		name: "comment lines are neither commands nor excerpts; placeholders after a save",
+		md:   "```sh\n$ a   # save: ID = .id\n# what to look for:\n$ b <ID>\nid <ID>\n  # indented comment\n```\n",
+		want: []Scene{{Line: 1, Steps: []Step{
+			{Line: 2, Command: "a   # save: ID = .id", Check: Check{Save: []Save{{"ID", ".id"}}}},
+			{Line: 4, Command: "b <ID>", Excerpt: []string{"id <ID>"}, ExcerptLines: []int{5}},
+		}}},
+	}, {
 		name: "no commands at all",
 		md:   "# README\n\n```sh\n# a shell comment only\n```\n",
 		want: []Scene{{Line: 1}},
@@ -108,6 +115,9 @@ func TestParseRefuses(t *testing.T) {
 		{"empty command", "```sh\n$  \n```\n", "empty command", ErrSyntax},
 		{"placeholder before save", "```sh\n$ a <ID>\n$ b   # save: ID = .id\n```\n", "<ID> is used before any step saves it", ErrPlaceholder},
 		{"placeholder in a value before save", "```sh\n$ a   # expect: .x == <ID>\n```\n", "<ID> is used before", ErrPlaceholder},
+		{"placeholder in an excerpt before save", "```sh\n$ a\nhandover <ID> done\n```\n", "<ID> is used before", ErrPlaceholder},
+		{"placeholder saved by the same step", "```sh\n$ a <ID>   # save: ID = .id\n```\n", "<ID> is used before", ErrPlaceholder},
+		{"a URL-like comment is a directive", "```sh\n$ curl x   # https://example.org\n```\n", `unknown directive "https"`, ErrSyntax},
 		{"continuation at end of block", "```sh\n$ a \\\n```\n", "continued", ErrSyntax},
 		{"marker without fresh cluster", "<!-- runbook: slow -->\n", "needs \"fresh cluster\"", ErrSyntax},
 		{"unknown marker option", "<!-- runbook: fresh cluster, quick -->\n", `unknown runbook option "quick"`, ErrSyntax},

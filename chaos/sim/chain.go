@@ -28,7 +28,7 @@ const (
 	// drMargin is what the DR region's agent adds to the policy's silence.
 	drMargin = 5 * time.Second
 	// agentRetry spaces an agent's repeated DR and finality attempts.
-	agentRetry = 10 * time.Second
+	agentRetry = 4 * time.Second
 )
 
 // chain is the simulated beacon chain: head and finality are functions of

@@ -116,6 +116,7 @@ type checker struct {
 	nextProblem int
 	// stats derived from the log, counted once per index.
 	fences, handovers, drTakeovers int
+	heartbeats, entries            int
 	lastIndex                      uint64
 }
 
@@ -215,6 +216,10 @@ func (c *checker) entry(e *entryObs) *violation {
 		}
 		if !e.indexed {
 			e.indexed = true
+			c.entries++
+			if e.Type == commandpb.CommandType_LEASE_HEARTBEAT && e.Resp.Err == nil {
+				c.heartbeats++
+			}
 			if v := c.indexRecords(e, ro.before); v != nil {
 				return v
 			}

@@ -278,7 +278,7 @@ var errNoLeader = errors.New("sim: no raft leader with a majority")
 
 // converge waits until a leader leads a majority and every live region
 // linked to it applied everything the leader committed; it returns that
-// group. With all set, every region must be in the group.
+// group. With all set, the group must hold every region.
 func (c *cluster) converge(ctx context.Context, all bool) ([]*instance, error) {
 	deadline := time.Now().Add(c.opts.SettleTimeout)
 	for {
@@ -287,10 +287,16 @@ func (c *cluster) converge(ctx context.Context, all bool) ([]*instance, error) {
 			return nil, fmt.Errorf("%w within %v", errNoLeader, c.opts.SettleTimeout)
 		}
 		var l *instance
-		waitFor(ctx, remaining, func() bool { l = c.leaderInstance(); return l != nil })
-		if l == nil {
+		found := waitFor(ctx, remaining, func() bool {
+			l = c.leaderInstance()
+			return l != nil && (!all || len(c.group(l)) == numRegions)
+		})
+		if !found {
 			if err := ctx.Err(); err != nil {
 				return nil, err
+			}
+			if all {
+				return nil, fmt.Errorf("%w over all regions within %v", errNoLeader, c.opts.SettleTimeout)
 			}
 			return nil, fmt.Errorf("%w within %v", errNoLeader, c.opts.SettleTimeout)
 		}
@@ -299,24 +305,16 @@ func (c *cluster) converge(ctx context.Context, all bool) ([]*instance, error) {
 		}
 		target := l.raft.AppliedIndex()
 		g := c.group(l)
-		ok := waitFor(ctx, time.Until(deadline), func() bool {
+		if waitFor(ctx, time.Until(deadline), func() bool {
 			for _, x := range g {
 				if x.raft.AppliedIndex() < target {
 					return false
 				}
 			}
 			return true
-		})
-		if !ok {
-			continue
+		}) {
+			return g, nil
 		}
-		if all && len(g) != numRegions {
-			if time.Now().After(deadline) {
-				return nil, fmt.Errorf("only %d regions converged", len(g))
-			}
-			continue
-		}
-		return g, nil
 	}
 }
 

@@ -215,8 +215,12 @@ type RunReport struct {
 	Seed    int64
 	Steps   int
 	Elapsed time.Duration
-	// LastIndex is the highest log index applied anywhere.
-	LastIndex uint64
+	// LastIndex is the highest log index applied anywhere; Entries counts
+	// the command entries applied (each once, however many regions applied
+	// it); Heartbeats the accepted lease heartbeats among them.
+	LastIndex  uint64
+	Entries    int
+	Heartbeats int
 	// Duties of the honest validator client (sent to the region it
 	// believes holds the lease) and of the rogue duplicate client
 	// (conflicting and stale duties to random regions).
@@ -249,7 +253,8 @@ type RunReport struct {
 	StateDigestsCompared int
 	SnapshotRestores     int
 	// Refusals counts outcomes other than success by stable label, e.g.
-	// "duty/slashable/attestation_double_vote", "duty/not_lease_holder",
+	// "duty/rogue/slashable/attestation_double_vote",
+	// "duty/honest/not_lease_holder",
 	// "op/handover.approve/duplicate_approval", "finality/finality_short".
 	Refusals map[string]int
 	// Availability is HonestSigned / HonestDuties (1 when no duty ran).
@@ -269,11 +274,11 @@ func (r Report) String() string {
 // String renders one run's summary, refusals sorted by label.
 func (r RunReport) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "seed %d: %d steps in %v, last index %d; honest duties %d signed %d (availability %.2f), rogue duties %d signed %d; "+
+	fmt.Fprintf(&b, "seed %d: %d steps in %v, last index %d (%d commands, %d heartbeats); honest duties %d signed %d (availability %.2f), rogue duties %d signed %d; "+
 		"signatures returned %d produced %d; fences %d, handovers %d, DR takeovers %d, final lease %s@%d; "+
 		"crashes %d restarts %d partitions %d heals %d clock jumps %d; quiescent checks %d (%d record lookups), settle timeouts %d, "+
 		"state digests compared %d, snapshot restores %d",
-		r.Seed, r.Steps, r.Elapsed.Round(time.Millisecond), r.LastIndex, r.HonestDuties, r.HonestSigned, r.Availability,
+		r.Seed, r.Steps, r.Elapsed.Round(time.Millisecond), r.LastIndex, r.Entries, r.Heartbeats, r.HonestDuties, r.HonestSigned, r.Availability,
 		r.RogueDuties, r.RogueSigned, r.SignaturesReturned, r.SignaturesProduced, r.Fences, r.HandoversCompleted,
 		r.DRTakeovers, r.FinalHolder, r.FinalEpoch, r.Crashes, r.Restarts, r.Partitions, r.Heals, r.ClockJumps,
 		r.QuiescentChecks, r.RecordsVerified, r.SettleTimeouts, r.StateDigestsCompared, r.SnapshotRestores)

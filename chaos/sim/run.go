@@ -3,7 +3,6 @@ package sim
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -83,7 +82,11 @@ func runOne(ctx context.Context, opts Options, seed int64) (RunReport, error) {
 	if v := r.check(); v != nil {
 		return finish(v)
 	}
-	for i, st := range Schedule(seed, opts.Steps, opts.Validators, numOperators) {
+	sched, err := Schedule(seed, opts.Steps, opts.Validators)
+	if err != nil {
+		return finish(err)
+	}
+	for i, st := range sched {
 		if err := ctx.Err(); err != nil {
 			return finish(err)
 		}
@@ -151,7 +154,7 @@ func (r *runner) fillReport() {
 	r.rep.SnapshotRestores = len(h.restores)
 	h.mu.Unlock()
 	r.rep.Fences, r.rep.HandoversCompleted, r.rep.DRTakeovers = r.chk.fences, r.chk.handovers, r.chk.drTakeovers
-	r.rep.LastIndex = r.chk.lastIndex
+	r.rep.LastIndex, r.rep.Entries, r.rep.Heartbeats = r.chk.lastIndex, r.chk.entries, r.chk.heartbeats
 	r.rep.Availability = 1
 	if r.rep.HonestDuties > 0 {
 		r.rep.Availability = float64(r.rep.HonestSigned) / float64(r.rep.HonestDuties)
@@ -571,29 +574,31 @@ func (r *runner) duties(ctx context.Context, st Step) string {
 			} else {
 				r.rep.RogueSigned++
 			}
+		} else if res.honest {
+			r.count("duty/honest/" + res.label)
 		} else {
-			r.count("duty/" + res.label)
+			r.count("duty/rogue/" + res.label)
 		}
 		fmt.Fprintf(&b, "%s@%s:%s ", st.Duties[i].Shape, regionName(targets[i]), res.label)
 	}
 	return b.String() + fault
 }
 
-// target is where a duty goes: the honest client asks a replica who
-// holds the lease; the rogue client sends wherever the step says.
+// target is where a duty goes: the honest client asks replicas, starting
+// with the step's, who holds the lease (skipping replicas that do not
+// know yet); the rogue client sends wherever the step says.
 func (r *runner) target(d Duty) int {
 	if !d.Shape.Honest() {
 		return d.Region
 	}
-	inst := r.c.live(d.Region)
-	for i := 0; inst == nil && i < numRegions; i++ {
-		inst = r.c.live(i)
-	}
-	if inst == nil {
-		return d.Region
-	}
-	if h := holderIndex(inst.lease()); h >= 0 {
-		return h
+	for i := range numRegions {
+		inst := r.c.live((d.Region + i) % numRegions)
+		if inst == nil {
+			continue
+		}
+		if h := holderIndex(inst.lease()); h >= 0 {
+			return h
+		}
 	}
 	return d.Region
 }
@@ -655,28 +660,40 @@ func (r *runner) duty(ctx context.Context, d Duty, target int, now time.Time) du
 // must be byte-identical) and checks every accepted record is present on
 // each of them. With all set, every region must take part.
 func (r *runner) settle(ctx context.Context, all bool) string {
-	g, err := r.c.converge(ctx, all)
-	if err != nil {
-		if all {
-			r.violate(invLiveness, "%v", err)
-		}
-		r.rep.SettleTimeouts++
-		return "did not converge: " + err.Error()
-	}
-	r.rep.QuiescentChecks++
 	type snap struct {
 		inst  *instance
 		index uint64
 		body  []byte
 	}
-	snaps := make([]snap, 0, len(g))
-	for _, x := range g {
-		idx, body, err := stateBytes(x.fsm)
+	var g []*instance
+	var snaps []snap
+	// An agent's finality confirmation may still be committing: take the
+	// states again until every replica is at one index (a few tries).
+	for try := 0; ; try++ {
+		var err error
+		g, err = r.c.converge(ctx, all)
 		if err != nil {
-			return r.internal(fmt.Errorf("snapshot of %s: %w", x.name, err))
+			if ctx.Err() == nil && all {
+				r.violate(invLiveness, "%v", err)
+			}
+			r.rep.SettleTimeouts++
+			return "did not converge: " + err.Error()
 		}
-		snaps = append(snaps, snap{x, idx, body})
+		snaps = snaps[:0]
+		same := true
+		for _, x := range g {
+			idx, body, err := stateBytes(x.fsm)
+			if err != nil {
+				return r.internal(fmt.Errorf("snapshot of %s: %w", x.name, err))
+			}
+			snaps = append(snaps, snap{x, idx, body})
+			same = same && idx == snaps[0].index
+		}
+		if same || try == 4 {
+			break
+		}
 	}
+	r.rep.QuiescentChecks++
 	compared := 0
 	for i := range snaps {
 		for j := range i {
@@ -759,12 +776,9 @@ func (r *runner) final(ctx context.Context) error {
 		}
 	}
 	desc := r.settle(ctx, true)
-	r.trace = append(r.trace, "final: "+desc)
-	if err := r.check(); err != nil {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return ctx.Err()
-	}
-	return nil
+	r.trace = append(r.trace, "final: "+desc)
+	return r.check()
 }

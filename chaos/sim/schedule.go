@@ -17,6 +17,7 @@ func regionName(i int) string { return fmt.Sprintf("dc%d", i+1) }
 type StepKind uint8
 
 const (
+	// KindUnknown is the zero value; no schedule contains it.
 	KindUnknown StepKind = iota
 	// KindDuties: the honest and rogue clients send a batch of signing
 	// requests concurrently, optionally while a fault strikes.
@@ -93,6 +94,7 @@ func (k StepKind) String() string {
 type DutyShape uint8
 
 const (
+	// ShapeUnknown is the zero value; no schedule contains it.
 	ShapeUnknown DutyShape = iota
 	// ShapeAttest: the honest attestation of the current epoch (retries
 	// are identical).
@@ -153,6 +155,7 @@ type Duty struct {
 type FaultKind uint8
 
 const (
+	// FaultNone: the batch runs undisturbed.
 	FaultNone FaultKind = iota
 	// FaultCrash crashes the region serving the first duty.
 	FaultCrash
@@ -193,8 +196,11 @@ func (s Step) String() string {
 		for _, d := range s.Duties {
 			fmt.Fprintf(&b, " [%s key%d %s v%d]", d.Shape, d.Key, regionName(d.Region), d.Variant)
 		}
-		if s.Fault != FaultNone {
-			fmt.Fprintf(&b, " fault=%d", s.Fault)
+		switch s.Fault {
+		case FaultCrash:
+			b.WriteString(" while crashing the first duty's region")
+		case FaultIsolate:
+			b.WriteString(" while isolating the first duty's region")
 		}
 	case KindRequest:
 		fmt.Fprintf(&b, " op%d to=%s cosign=%d via %s", s.Operator, regionName(s.Other), s.Cosign, regionName(s.Region))
@@ -210,11 +216,18 @@ func (s Step) String() string {
 	return b.String()
 }
 
-// Schedule returns the steps of the schedule of seed: a pure function of
-// its arguments. A shadow model of the faults keeps the schedule sensible
-// (restarts follow crashes, heals follow partitions, rarely more than one
-// region down).
-func Schedule(seed int64, steps, validators, operators int) []Step {
+// Schedule returns the steps of the schedule of seed for a cluster with
+// validators keys: a pure function of its arguments. A shadow model of the
+// faults keeps the schedule sensible (restarts follow crashes, heals follow
+// partitions, rarely more than one region down). Steps outside
+// [1, MaxSteps] or validators outside [1, MaxValidators] give an error
+// wrapping ErrOptions.
+func Schedule(seed int64, steps, validators int) ([]Step, error) {
+	if steps < 1 || steps > MaxSteps || validators < 1 || validators > MaxValidators {
+		return nil, fmt.Errorf("%w: schedule of %d steps over %d validators (1..%d steps, 1..%d validators)",
+			ErrOptions, steps, validators, MaxSteps, MaxValidators)
+	}
+	operators := numOperators
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x5eed5eed))
 	down := [3]bool{}
 	partitioned := false
@@ -237,7 +250,7 @@ func Schedule(seed int64, steps, validators, operators int) []Step {
 			w int
 		}
 		choices := []choice{
-			{KindDuties, 40}, {KindRequest, 6}, {KindApprove, 10}, {KindCancel, 2}, {KindBadCommand, 5},
+			{KindDuties, 40}, {KindRequest, 4}, {KindApprove, 8}, {KindCancel, 2}, {KindBadCommand, 5},
 			{KindFinality, 6}, {KindClockJump, 3}, {KindSettle, 3},
 		}
 		switch nDown {
@@ -340,5 +353,5 @@ func Schedule(seed int64, steps, validators, operators int) []Step {
 		}
 		out = append(out, s)
 	}
-	return out
+	return out, nil
 }

@@ -1,21 +1,50 @@
 package sim
 
 import (
+	"errors"
 	"reflect"
 	"testing"
 )
 
+func mustSchedule(t *testing.T, seed int64, steps, validators int) []Step {
+	t.Helper()
+	s, err := Schedule(seed, steps, validators)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestScheduleIsAPureFunctionOfTheSeed(t *testing.T) {
-	a := Schedule(42, 500, 4, numOperators)
-	b := Schedule(42, 500, 4, numOperators)
-	if !reflect.DeepEqual(a, b) {
+	a := mustSchedule(t, 42, 500, 4)
+	if !reflect.DeepEqual(a, mustSchedule(t, 42, 500, 4)) {
 		t.Fatal("two schedules of one seed differ")
 	}
-	if reflect.DeepEqual(a, Schedule(43, 500, 4, numOperators)) {
+	if reflect.DeepEqual(a, mustSchedule(t, 43, 500, 4)) {
 		t.Fatal("seeds 42 and 43 give the same schedule")
 	}
-	if got := Schedule(42, 100, 4, numOperators); !reflect.DeepEqual(got, a[:100]) {
+	if got := mustSchedule(t, 42, 100, 4); !reflect.DeepEqual(got, a[:100]) {
 		t.Fatal("a shorter schedule is not a prefix of the longer one")
+	}
+}
+
+func TestScheduleRefusesBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		steps, validators int
+	}{
+		{"no steps", 0, 4},
+		{"negative steps", -1, 4},
+		{"too many steps", MaxSteps + 1, 4},
+		{"no validators", 10, 0},
+		{"too many validators", 10, MaxValidators + 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Schedule(1, tc.steps, tc.validators)
+			if !errors.Is(err, ErrOptions) || s != nil {
+				t.Fatalf("Schedule(1, %d, %d) = %d steps, %v", tc.steps, tc.validators, len(s), err)
+			}
+		})
 	}
 }
 
@@ -27,7 +56,7 @@ func TestScheduleShape(t *testing.T) {
 	shapes := map[DutyShape]int{}
 	for seed := range int64(200) {
 		down := [numRegions]bool{}
-		for i, s := range Schedule(seed, 300, 3, numOperators) {
+		for i, s := range mustSchedule(t, seed, 300, 3) {
 			seen[s.Kind]++
 			if s.Kind == KindUnknown || s.Region < 0 || s.Region >= numRegions || s.Other < 0 || s.Other >= numRegions ||
 				s.Operator < 0 || s.Operator >= numOperators || s.Advance < 0 {

@@ -16,7 +16,7 @@ import (
 var (
 	flagSeeds = flag.Int("sim.seeds", 0, "schedules to run (default 3, or $REGENT_SIM_SEEDS)")
 	flagSeed  = flag.Int64("sim.seed", 1, "first seed")
-	flagSteps = flag.Int("sim.steps", 0, "steps per schedule (default 150)")
+	flagSteps = flag.Int("sim.steps", 0, "steps per schedule (default 120)")
 	flagTrace = flag.Bool("sim.trace", false, "log every step")
 )
 
@@ -28,7 +28,7 @@ func TestSimulation(t *testing.T) {
 	if *flagSeeds > 0 {
 		seeds = *flagSeeds
 	}
-	steps := 150
+	steps := 120
 	if *flagSteps > 0 {
 		steps = *flagSteps
 	}
