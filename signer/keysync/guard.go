@@ -205,6 +205,22 @@ func (g *Guard) SignBLS(pk bls.PublicKey, root [32]byte) ([96]byte, error) {
 	return out, g.notLive()
 }
 
+// CanSignBLS reports whether SignBLS could sign with pk now (same errors,
+// without signing). The pipeline asks before it commits a record, so a
+// holder missing a key refuses without writing one; the answer can change
+// before SignBLS runs (a fence zeroes the set), which SignBLS still
+// catches.
+func (g *Guard) CanSignBLS(pk bls.PublicKey) error {
+	p := g.cur.Load()
+	if p == nil {
+		return g.notLive()
+	}
+	if !p.keys.Has(pk) {
+		return fmt.Errorf("%w: %w", ErrKeyNotHere, bls.ErrKeyNotLoaded)
+	}
+	return nil
+}
+
 func (g *Guard) notLive() error {
 	g.refused.Add(1)
 	if e := g.edEpoch.Load(); e != 0 {

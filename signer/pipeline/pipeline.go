@@ -66,6 +66,13 @@ type BLSKeys interface {
 	SignBLS(pk bls.PublicKey, root [32]byte) ([96]byte, error)
 }
 
+// blsReadiness is optionally implemented by a BLSKeys: can it sign with pk
+// now? When it says no, the request is refused before its record is
+// written, so a region missing a key does not record duties it cannot sign.
+type blsReadiness interface {
+	CanSignBLS(pk bls.PublicKey) error
+}
+
 // EdSigner signs with an Ed25519 key held in this region's HSM.
 type EdSigner interface {
 	SignEd25519(ctx context.Context, pubkey []byte, msg []byte) ([]byte, error)
@@ -182,7 +189,11 @@ func (p *Pipeline) SignEth(ctx context.Context, caller Caller, pubkey [48]byte, 
 	if err != nil {
 		return sig, err
 	}
-	if _, err := p.commit(ctx, rec, &obs); err != nil {
+	var ready func() error
+	if r, ok := p.cfg.BLS.(blsReadiness); ok {
+		ready = func() error { return r.CanSignBLS(bls.PublicKey(pubkey)) }
+	}
+	if _, err := p.commit(ctx, rec, &obs, ready); err != nil {
 		return sig, err
 	}
 	t := time.Now()
@@ -241,7 +252,7 @@ func (p *Pipeline) SignComet(ctx context.Context, caller Caller, req CometReques
 	}
 	rec := &commandpb.ProtectionRecord{Record: &commandpb.ProtectionRecord_Comet{Comet: &commandpb.CometSign{
 		Pubkey: req.Pubkey, ChainId: req.ChainID, Height: req.HRS.Height, Round: req.HRS.Round, Step: int32(req.HRS.Step), SignBytes: req.SignBytes}}}
-	o, err := p.commit(ctx, rec, &obs)
+	o, err := p.commit(ctx, rec, &obs, nil)
 	if err != nil {
 		return res, err
 	}
@@ -272,7 +283,7 @@ func (p *Pipeline) SignUnslashable(ctx context.Context, caller Caller, pubkey []
 	}
 	digest := sha256Sum(msg)
 	rec := &commandpb.ProtectionRecord{Record: &commandpb.ProtectionRecord_Unslashable{Unslashable: &commandpb.Unslashable{Pubkey: pubkey, Kind: kind, SigningRoot: digest[:]}}}
-	if _, err := p.commit(ctx, rec, &obs); err != nil {
+	if _, err := p.commit(ctx, rec, &obs, nil); err != nil {
 		return nil, err
 	}
 	t := time.Now()
@@ -289,11 +300,19 @@ func (p *Pipeline) SignUnslashable(ctx context.Context, caller Caller, pubkey []
 // evaluates rec against this region's applied state, so a slashable or
 // invalid request is refused with its reason on any region, holder or not,
 // without a write; the state machine evaluates it again at apply time.
-func (p *Pipeline) commit(ctx context.Context, rec *commandpb.ProtectionRecord, obs *Observation) (leader.Outcome, error) {
+//
+// ready, when set, is asked after the local check and before the write: a
+// region that could not sign the record once committed refuses instead.
+func (p *Pipeline) commit(ctx context.Context, rec *commandpb.ProtectionRecord, obs *Observation, ready func() error) (leader.Outcome, error) {
 	var pre leader.Outcome
 	p.cfg.State.View(func(s *leader.State, _ uint64) { pre = s.CheckRecord(rec) })
 	if pre.Decision != slashing.DecisionAccepted {
 		return pre, outcomeError(pre)
+	}
+	if ready != nil {
+		if err := ready(); err != nil {
+			return pre, fmt.Errorf("%w: nothing recorded: %w", ErrCannotSign, err)
+		}
 	}
 	t := time.Now()
 	outs, index, epoch, err := p.cfg.Recorder.Record(ctx, []*commandpb.ProtectionRecord{rec})

@@ -241,3 +241,25 @@ func TestSlashableRefusedBeforeLeaseCheck(t *testing.T) {
 		t.Fatalf("allowed request on a non-holder: %v, want ErrCannotSign", err)
 	}
 }
+
+// notReady is a BLS signer that cannot sign any key (a holder missing it).
+type notReady struct{ pipeline.BLSKeys }
+
+func (notReady) CanSignBLS(bls.PublicKey) error { return errors.New("test: key not here") }
+
+// TestMissingKeyRefusedBeforeRecord: a holder that cannot sign the key
+// refuses without writing the record.
+func TestMissingKeyRefusedBeforeRecord(t *testing.T) {
+	env, pk := setup(t)
+	p, err := pipeline.New(pipeline.Config{Recorder: env, State: env, BLS: notReady{env}, Network: eth2.Mainnet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.SignEth(context.Background(), caller, pk, request(t, "attestation.json", nil)); !errors.Is(err, pipeline.ErrCannotSign) {
+		t.Fatalf("err = %v, want ErrCannotSign", err)
+	}
+	// Nothing was recorded: a different vote at that target is still allowed.
+	if err := env.Pipeline.CheckEth(caller, pk, request(t, "attestation.json", otherBlock)); err != nil {
+		t.Fatalf("the refused request left a record: %v", err)
+	}
+}
