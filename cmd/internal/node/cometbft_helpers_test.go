@@ -10,14 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,8 +96,8 @@ func writeValidatorKeyFile(t *testing.T, path string, k ed25519.PrivateKey) {
 // newCometCluster starts dc1..dc3 as newSigningCluster does — each region
 // with its own SoftHSM2 token, one PKCS#11 module for the process, real TCP
 // and mutual TLS between regions — and configures privval on every region
-// for chainID: dial addr[region] (the node's priv_validator_laddr, or a
-// leaseGate in front of it), accept any node key, a connection key of the
+// for chainID: dial addr[region] (the node's priv_validator_laddr), accept
+// any node key, a connection key of the
 // region's own written with privval.WriteConnKey, policy identity
 // "cometbft-<chainID>". Each region also serves /metrics on a loopback
 // port. dc1 holds the lease.
@@ -173,138 +170,6 @@ func (c *testCluster) proposeOnLeader(typ commandpb.CommandType, msg proto.Messa
 		_, err := c.nodes[l].Service.Propose(ctx, typ, msg)
 		return err
 	})
-}
-
-// leaseGate is the network path from one region's privval signer to the
-// CometBFT node, open only while that region holds the signing lease.
-//
-// It stands in for a hook startPrivval does not wire yet (see
-// privval.Config.Ready): stock CometBFT serves one signer connection at a
-// time, taking the next queued one only when that breaks, and a refused
-// vote is final for its round. Without the gate a standby region's signer
-// can be the connection the node takes (observed: dc2 first, refusing the
-// height-1 proposal and prevote as "not lease holder"), and a
-// single-validator chain then never gets the vote it waits for.
-//
-// A connection from the signer is held, its early handshake bytes kept,
-// until the region holds the lease; then it is spliced to the node. A
-// spliced connection is cut when the region stops holding the lease. What
-// the gate cannot do and Ready does: leave unanswered a request that
-// arrives as the lease moves away from a running region (the stream is
-// encrypted), so with the gate the lease only moves away from a region that
-// is stopped.
-type leaseGate struct {
-	region  string
-	target  string // the node's priv_validator_laddr, host:port
-	ln      net.Listener
-	holding atomic.Pointer[func() bool]
-	done    chan struct{}
-	wg      sync.WaitGroup
-	passed  atomic.Int64 // connections spliced to the node
-}
-
-func newLeaseGate(t *testing.T, region, laddr string) *leaseGate {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &leaseGate{region: region, target: strings.TrimPrefix(laddr, "tcp://"), ln: ln, done: make(chan struct{})}
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			g.wg.Add(1)
-			go func() {
-				defer g.wg.Done()
-				g.serve(conn)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		close(g.done)
-		ln.Close()
-		g.wg.Wait()
-	})
-	return g
-}
-
-// addr is the address the region's signer dials.
-func (g *leaseGate) addr() string { return "tcp://" + g.ln.Addr().String() }
-
-// watch makes the gate follow region n: open while n's applied state gives
-// it the active lease and its key guard allows Ed25519 signing (it passed
-// the new epoch's barrier) — the condition privval.Config.Ready should
-// report.
-func (g *leaseGate) watch(n *Node) {
-	f := func() bool {
-		var l leader.Lease
-		n.FSM.View(func(s *leader.State, _ uint64) { l = s.Lease() })
-		_, signing := n.signing.guard.Loaded()
-		return l.State == leader.LeaseActive && l.Holder == g.region && signing
-	}
-	g.holding.Store(&f)
-}
-
-func (g *leaseGate) open() bool {
-	f := g.holding.Load()
-	return f != nil && (*f)()
-}
-
-const gatePoll = 50 * time.Millisecond
-
-func (g *leaseGate) serve(conn net.Conn) {
-	defer conn.Close()
-	var early []byte
-	buf := make([]byte, 1024)
-	for !g.open() {
-		select {
-		case <-g.done:
-			return
-		default:
-		}
-		_ = conn.SetReadDeadline(time.Now().Add(gatePoll))
-		n, err := conn.Read(buf)
-		if len(early)+n > 64<<10 {
-			return // a handshake is a few dozen bytes
-		}
-		early = append(early, buf[:n]...)
-		var ne net.Error
-		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
-			return // the signer gave up on this connection
-		}
-	}
-	_ = conn.SetReadDeadline(time.Time{})
-	up, err := net.DialTimeout("tcp", g.target, 2*time.Second)
-	if err != nil {
-		return
-	}
-	defer up.Close()
-	if _, err := up.Write(early); err != nil {
-		return
-	}
-	g.passed.Add(1)
-	ended := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(up, conn); ended <- struct{}{} }()
-	go func() { _, _ = io.Copy(conn, up); ended <- struct{}{} }()
-	tick := time.NewTicker(gatePoll)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ended:
-			return
-		case <-g.done:
-			return
-		case <-tick.C:
-			if !g.open() {
-				return
-			}
-		}
-	}
 }
 
 // privvalCounts is what one region's privval signer did, read from its
