@@ -9,7 +9,7 @@ BENCHTIME ?= 1s
 BENCHCOUNT ?= 6
 export GOFLAGS
 
-.PHONY: all deps build test test-short vet lint fuzz bench demo demo-up demo-down conformance proto clean chaos
+.PHONY: all deps build test test-short vet lint fuzz bench demo demo-up demo-down conformance proto clean chaos-sim
 
 all: build
 
@@ -48,6 +48,13 @@ fuzz:
 # Benchmarks; compare runs with benchstat (go run golang.org/x/perf/cmd/benchstat@latest old.txt new.txt).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) $(PKGS) | tee bench.txt
+
+# Long deterministic simulation of the handover/DR protocol (make test runs a
+# short one): SEEDS schedules of STEPS steps, invariants checked after each.
+SEEDS ?= 20
+STEPS ?= 300
+chaos-sim:
+	$(GO) test -count=1 -timeout 0 ./chaos/sim/ -run 'TestSimulation$$' -sim.seeds=$(SEEDS) -sim.steps=$(STEPS) -v
 
 conformance: build
 	$(BIN)/regent slashing conformance slashing/conformance/testdata

@@ -204,6 +204,11 @@ func (s *State) applyRecords(e fsm.Entry) (any, error) {
 	if err := fsm.Decode(e, &cmd); err != nil {
 		return nil, err
 	}
+	if e.Envelope.Proposer != cmd.Holder {
+		// Only the holder's own region writes records under its lease
+		// (a forwarded batch keeps the forwarding region as proposer).
+		return nil, fmt.Errorf("%w: records for holder %s proposed by %q", ErrStaleLease, cmd.Holder, e.Envelope.Proposer)
+	}
 	if !s.lease.Allows(cmd.Holder, cmd.LeaseEpoch) {
 		return nil, fmt.Errorf("%w: record from %s at lease epoch %d, lease is %s (holder %s, epoch %d)",
 			ErrStaleLease, cmd.Holder, cmd.LeaseEpoch, s.lease.State, s.lease.Holder, s.lease.Epoch)

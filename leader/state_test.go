@@ -201,6 +201,7 @@ func TestStaleLeaseRejected(t *testing.T) {
 		}, "dc1", 1},
 		{"non-holder at the current epoch", func(*LocalMachine) {}, "dc2", 1},
 		{"holder claiming a future epoch", func(*LocalMachine) {}, "dc1", 2},
+		{"another region naming the holder", func(m *LocalMachine) { m.holder = "dc2" }, "dc1", 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

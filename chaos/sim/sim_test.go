@@ -16,7 +16,7 @@ import (
 var (
 	flagSeeds = flag.Int("sim.seeds", 0, "schedules to run (default 3, or $REGENT_SIM_SEEDS)")
 	flagSeed  = flag.Int64("sim.seed", 1, "first seed")
-	flagSteps = flag.Int("sim.steps", 0, "steps per schedule (default 120)")
+	flagSteps = flag.Int("sim.steps", 0, "steps per schedule (default 100)")
 	flagTrace = flag.Bool("sim.trace", false, "log every step")
 )
 
@@ -28,7 +28,7 @@ func TestSimulation(t *testing.T) {
 	if *flagSeeds > 0 {
 		seeds = *flagSeeds
 	}
-	steps := 120
+	steps := 100
 	if *flagSteps > 0 {
 		steps = *flagSteps
 	}
