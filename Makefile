@@ -28,7 +28,7 @@ vet:
 # REGENT_COMETBFT_TEST=1 includes the real CometBFT chain tests (the node
 # binary is built once from the Go module proxy into the Go build cache).
 test: deps vet build
-	REGENT_COMETBFT_TEST=1 $(GO) test -race -timeout 25m $(PKGS)
+	REGENT_COMETBFT_TEST=1 $(GO) test -race -count=1 -timeout 25m $(PKGS)
 	$(BIN)/regent slashing conformance slashing/conformance/testdata
 
 test-short: vet
