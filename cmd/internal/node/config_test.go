@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 const goodConfig = `node_id: dc1
@@ -123,5 +125,23 @@ func TestStartRefusesMissingTLSFiles(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(c.DataDir); len(entries) != 0 {
 		t.Fatalf("a refused start wrote %d files to the data dir", len(entries))
+	}
+}
+
+// TestExampleConfigFields: every field of the shipped example config is a
+// real setting (decoded strictly; files it names need not exist here).
+func TestExampleConfigFields(t *testing.T) {
+	b, err := os.ReadFile("../../../deploy/config/dc1.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c Config
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		t.Fatal(err)
+	}
+	if c.NodeID != "dc1" || !c.Signs() || len(c.Privval) != 1 || c.Failover.OperatorsFile == "" || len(c.Failover.Finality.Eth) != 1 {
+		t.Fatalf("example config decoded to %+v", c)
 	}
 }
