@@ -103,9 +103,6 @@ func (s *Server) toLeader(ctx context.Context, op string, call func(ctx context.
 	return call(metadata.AppendToOutgoingContext(ctx, onBehalfOf, op), c)
 }
 
-// isNotLeader reports whether err means "propose on the leader instead".
-func isNotLeader(err error) bool { return errors.Is(err, leader.ErrNotLeader) }
-
 // forwardable are the commands a region may forward to the leader.
 var forwardable = map[commandpb.CommandType]bool{
 	commandpb.CommandType_RECORD_SIGNATURES:  true,

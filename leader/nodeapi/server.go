@@ -17,12 +17,10 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/regent-signer/regent/failover/opsapi/limiter"
 	"github.com/regent-signer/regent/leader"
 	"github.com/regent-signer/regent/leader/nodepb"
-	"github.com/regent-signer/regent/raft/commandpb"
 	"github.com/regent-signer/regent/raft/fsm"
 	"github.com/regent-signer/regent/raft/pki"
 )
@@ -145,22 +143,6 @@ func (s *Server) Status(ctx context.Context, _ *nodepb.StatusRequest) (*nodepb.S
 	return resp, nil
 }
 
-// Record implements nodepb.NodeServer.
-func (s *Server) Record(ctx context.Context, req *nodepb.RecordRequest) (*nodepb.RecordResponse, error) {
-	if c, _ := CallerFrom(ctx); c.Role != pki.RoleOperator {
-		return nil, status.Errorf(codes.PermissionDenied, "Record needs an operator certificate, caller is %s %q", c.Role, c.Name)
-	}
-	outs, index, epoch, err := s.Service.Record(ctx, req.Records)
-	if err != nil {
-		return nil, status.Error(Code(err), err.Error())
-	}
-	resp := &nodepb.RecordResponse{Index: index, LeaseEpoch: epoch}
-	for _, o := range outs {
-		resp.Outcomes = append(resp.Outcomes, &nodepb.RecordOutcome{Decision: o.Decision.String(), Rule: string(o.Rule), Reason: o.Reason})
-	}
-	return resp, nil
-}
-
 // Code maps the leader package's errors to gRPC status codes.
 func Code(err error) codes.Code {
 	switch {
@@ -181,50 +163,4 @@ func parseUint(s string) uint64 {
 	var v uint64
 	_, _ = fmt.Sscan(s, &v)
 	return v
-}
-
-// Check implements nodepb.NodeServer: a dry run against this region's
-// applied state. Any authenticated identity may ask.
-func (s *Server) Check(ctx context.Context, req *nodepb.RecordRequest) (*nodepb.RecordResponse, error) {
-	if len(req.Records) == 0 || len(req.Records) > leader.MaxBatch {
-		return nil, status.Errorf(codes.InvalidArgument, "%d records (1..%d)", len(req.Records), leader.MaxBatch)
-	}
-	resp := &nodepb.RecordResponse{}
-	s.FSM.View(func(st *leader.State, applied uint64) {
-		resp.Index = applied
-		resp.LeaseEpoch = st.Lease().Epoch
-		for _, r := range req.Records {
-			o := st.CheckRecord(r)
-			resp.Outcomes = append(resp.Outcomes, &nodepb.RecordOutcome{Decision: o.Decision.String(), Rule: string(o.Rule), Reason: o.Reason})
-		}
-	})
-	return resp, nil
-}
-
-// AddKeys implements nodepb.NodeServer (operators only). A follower
-// forwards it to the Raft leader.
-func (s *Server) AddKeys(ctx context.Context, req *commandpb.AddKeys) (*nodepb.AddKeysResponse, error) {
-	op, err := operator(ctx)
-	if err != nil {
-		return nil, err
-	}
-	payload, err := proto.Marshal(req)
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	resp, err := s.Service.ProposeRaw(ctx, commandpb.CommandType_ADD_KEY, payload, s.NodeID)
-	if isNotLeader(err) {
-		var out *nodepb.AddKeysResponse
-		ferr := s.toLeader(ctx, op, func(ctx context.Context, c nodepb.NodeClient) error {
-			var e error
-			out, e = c.AddKeys(ctx, req)
-			return e
-		})
-		return out, ferr
-	}
-	if err != nil {
-		return nil, status.Error(Code(err), err.Error())
-	}
-	n, _ := resp.Value.(int)
-	return &nodepb.AddKeysResponse{Index: resp.Index, Added: uint32(n)}, nil
 }

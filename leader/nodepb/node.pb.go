@@ -120,58 +120,6 @@ func (x *ProposeResponse) GetIndex() uint64 {
 	return 0
 }
 
-type AddKeysResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Added         uint32                 `protobuf:"varint,2,opt,name=added,proto3" json:"added,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *AddKeysResponse) Reset() {
-	*x = AddKeysResponse{}
-	mi := &file_leader_nodepb_node_proto_msgTypes[2]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *AddKeysResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*AddKeysResponse) ProtoMessage() {}
-
-func (x *AddKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leader_nodepb_node_proto_msgTypes[2]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use AddKeysResponse.ProtoReflect.Descriptor instead.
-func (*AddKeysResponse) Descriptor() ([]byte, []int) {
-	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{2}
-}
-
-func (x *AddKeysResponse) GetIndex() uint64 {
-	if x != nil {
-		return x.Index
-	}
-	return 0
-}
-
-func (x *AddKeysResponse) GetAdded() uint32 {
-	if x != nil {
-		return x.Added
-	}
-	return 0
-}
-
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -180,7 +128,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_leader_nodepb_node_proto_msgTypes[3]
+	mi := &file_leader_nodepb_node_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -192,7 +140,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leader_nodepb_node_proto_msgTypes[3]
+	mi := &file_leader_nodepb_node_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -205,7 +153,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{3}
+	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{2}
 }
 
 type StatusResponse struct {
@@ -237,7 +185,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_leader_nodepb_node_proto_msgTypes[4]
+	mi := &file_leader_nodepb_node_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -249,7 +197,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leader_nodepb_node_proto_msgTypes[4]
+	mi := &file_leader_nodepb_node_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -262,7 +210,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{4}
+	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -413,7 +361,7 @@ type Lease struct {
 
 func (x *Lease) Reset() {
 	*x = Lease{}
-	mi := &file_leader_nodepb_node_proto_msgTypes[5]
+	mi := &file_leader_nodepb_node_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -425,7 +373,7 @@ func (x *Lease) String() string {
 func (*Lease) ProtoMessage() {}
 
 func (x *Lease) ProtoReflect() protoreflect.Message {
-	mi := &file_leader_nodepb_node_proto_msgTypes[5]
+	mi := &file_leader_nodepb_node_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -438,7 +386,7 @@ func (x *Lease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lease.ProtoReflect.Descriptor instead.
 func (*Lease) Descriptor() ([]byte, []int) {
-	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{5}
+	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Lease) GetHolder() string {
@@ -501,7 +449,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_leader_nodepb_node_proto_msgTypes[6]
+	mi := &file_leader_nodepb_node_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -513,7 +461,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_leader_nodepb_node_proto_msgTypes[6]
+	mi := &file_leader_nodepb_node_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -526,7 +474,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{6}
+	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Member) GetId() string {
@@ -550,170 +498,6 @@ func (x *Member) GetVoter() bool {
 	return false
 }
 
-type RecordRequest struct {
-	state         protoimpl.MessageState        `protogen:"open.v1"`
-	Records       []*commandpb.ProtectionRecord `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *RecordRequest) Reset() {
-	*x = RecordRequest{}
-	mi := &file_leader_nodepb_node_proto_msgTypes[7]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *RecordRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*RecordRequest) ProtoMessage() {}
-
-func (x *RecordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_leader_nodepb_node_proto_msgTypes[7]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use RecordRequest.ProtoReflect.Descriptor instead.
-func (*RecordRequest) Descriptor() ([]byte, []int) {
-	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{7}
-}
-
-func (x *RecordRequest) GetRecords() []*commandpb.ProtectionRecord {
-	if x != nil {
-		return x.Records
-	}
-	return nil
-}
-
-type RecordResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	LeaseEpoch    uint64                 `protobuf:"varint,2,opt,name=lease_epoch,json=leaseEpoch,proto3" json:"lease_epoch,omitempty"`
-	Outcomes      []*RecordOutcome       `protobuf:"bytes,3,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *RecordResponse) Reset() {
-	*x = RecordResponse{}
-	mi := &file_leader_nodepb_node_proto_msgTypes[8]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *RecordResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*RecordResponse) ProtoMessage() {}
-
-func (x *RecordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_leader_nodepb_node_proto_msgTypes[8]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use RecordResponse.ProtoReflect.Descriptor instead.
-func (*RecordResponse) Descriptor() ([]byte, []int) {
-	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{8}
-}
-
-func (x *RecordResponse) GetIndex() uint64 {
-	if x != nil {
-		return x.Index
-	}
-	return 0
-}
-
-func (x *RecordResponse) GetLeaseEpoch() uint64 {
-	if x != nil {
-		return x.LeaseEpoch
-	}
-	return 0
-}
-
-func (x *RecordResponse) GetOutcomes() []*RecordOutcome {
-	if x != nil {
-		return x.Outcomes
-	}
-	return nil
-}
-
-type RecordOutcome struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Decision      string                 `protobuf:"bytes,1,opt,name=decision,proto3" json:"decision,omitempty"` // accepted, denied, failed, unknown
-	Rule          string                 `protobuf:"bytes,2,opt,name=rule,proto3" json:"rule,omitempty"`
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *RecordOutcome) Reset() {
-	*x = RecordOutcome{}
-	mi := &file_leader_nodepb_node_proto_msgTypes[9]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *RecordOutcome) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*RecordOutcome) ProtoMessage() {}
-
-func (x *RecordOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_leader_nodepb_node_proto_msgTypes[9]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use RecordOutcome.ProtoReflect.Descriptor instead.
-func (*RecordOutcome) Descriptor() ([]byte, []int) {
-	return file_leader_nodepb_node_proto_rawDescGZIP(), []int{9}
-}
-
-func (x *RecordOutcome) GetDecision() string {
-	if x != nil {
-		return x.Decision
-	}
-	return ""
-}
-
-func (x *RecordOutcome) GetRule() string {
-	if x != nil {
-		return x.Rule
-	}
-	return ""
-}
-
-func (x *RecordOutcome) GetReason() string {
-	if x != nil {
-		return x.Reason
-	}
-	return ""
-}
-
 var File_leader_nodepb_node_proto protoreflect.FileDescriptor
 
 const file_leader_nodepb_node_proto_rawDesc = "" +
@@ -723,10 +507,7 @@ const file_leader_nodepb_node_proto_rawDesc = "" +
 	"\x04type\x18\x01 \x01(\x0e2\x1e.regent.command.v1.CommandTypeR\x04type\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\"'\n" +
 	"\x0fProposeResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"=\n" +
-	"\x0fAddKeysResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x14\n" +
-	"\x05added\x18\x02 \x01(\rR\x05added\"\x0f\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"\x0f\n" +
 	"\rStatusRequest\"\x94\x05\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
@@ -765,23 +546,9 @@ const file_leader_nodepb_node_proto_rawDesc = "" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
-	"\x05voter\x18\x03 \x01(\bR\x05voter\"N\n" +
-	"\rRecordRequest\x12=\n" +
-	"\arecords\x18\x01 \x03(\v2#.regent.command.v1.ProtectionRecordR\arecords\"\x82\x01\n" +
-	"\x0eRecordResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1f\n" +
-	"\vlease_epoch\x18\x02 \x01(\x04R\n" +
-	"leaseEpoch\x129\n" +
-	"\boutcomes\x18\x03 \x03(\v2\x1d.regent.node.v1.RecordOutcomeR\boutcomes\"W\n" +
-	"\rRecordOutcome\x12\x1a\n" +
-	"\bdecision\x18\x01 \x01(\tR\bdecision\x12\x12\n" +
-	"\x04rule\x18\x02 \x01(\tR\x04rule\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason2\xc8\x03\n" +
+	"\x05voter\x18\x03 \x01(\bR\x05voter2\xef\x01\n" +
 	"\x04Node\x12G\n" +
-	"\x06Status\x12\x1d.regent.node.v1.StatusRequest\x1a\x1e.regent.node.v1.StatusResponse\x12G\n" +
-	"\x06Record\x12\x1d.regent.node.v1.RecordRequest\x1a\x1e.regent.node.v1.RecordResponse\x12F\n" +
-	"\x05Check\x12\x1d.regent.node.v1.RecordRequest\x1a\x1e.regent.node.v1.RecordResponse\x12F\n" +
-	"\aAddKeys\x12\x1a.regent.command.v1.AddKeys\x1a\x1f.regent.node.v1.AddKeysResponse\x12J\n" +
+	"\x06Status\x12\x1d.regent.node.v1.StatusRequest\x1a\x1e.regent.node.v1.StatusResponse\x12J\n" +
 	"\aPropose\x12\x1e.regent.node.v1.ProposeRequest\x1a\x1f.regent.node.v1.ProposeResponse\x12R\n" +
 	"\x0fOperatorPropose\x12\x1e.regent.node.v1.ProposeRequest\x1a\x1f.regent.node.v1.ProposeResponseB/Z-github.com/regent-signer/regent/leader/nodepbb\x06proto3"
 
@@ -797,45 +564,31 @@ func file_leader_nodepb_node_proto_rawDescGZIP() []byte {
 	return file_leader_nodepb_node_proto_rawDescData
 }
 
-var file_leader_nodepb_node_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_leader_nodepb_node_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_leader_nodepb_node_proto_goTypes = []any{
-	(*ProposeRequest)(nil),             // 0: regent.node.v1.ProposeRequest
-	(*ProposeResponse)(nil),            // 1: regent.node.v1.ProposeResponse
-	(*AddKeysResponse)(nil),            // 2: regent.node.v1.AddKeysResponse
-	(*StatusRequest)(nil),              // 3: regent.node.v1.StatusRequest
-	(*StatusResponse)(nil),             // 4: regent.node.v1.StatusResponse
-	(*Lease)(nil),                      // 5: regent.node.v1.Lease
-	(*Member)(nil),                     // 6: regent.node.v1.Member
-	(*RecordRequest)(nil),              // 7: regent.node.v1.RecordRequest
-	(*RecordResponse)(nil),             // 8: regent.node.v1.RecordResponse
-	(*RecordOutcome)(nil),              // 9: regent.node.v1.RecordOutcome
-	(commandpb.CommandType)(0),         // 10: regent.command.v1.CommandType
-	(*commandpb.ProtectionRecord)(nil), // 11: regent.command.v1.ProtectionRecord
-	(*commandpb.AddKeys)(nil),          // 12: regent.command.v1.AddKeys
+	(*ProposeRequest)(nil),     // 0: regent.node.v1.ProposeRequest
+	(*ProposeResponse)(nil),    // 1: regent.node.v1.ProposeResponse
+	(*StatusRequest)(nil),      // 2: regent.node.v1.StatusRequest
+	(*StatusResponse)(nil),     // 3: regent.node.v1.StatusResponse
+	(*Lease)(nil),              // 4: regent.node.v1.Lease
+	(*Member)(nil),             // 5: regent.node.v1.Member
+	(commandpb.CommandType)(0), // 6: regent.command.v1.CommandType
 }
 var file_leader_nodepb_node_proto_depIdxs = []int32{
-	10, // 0: regent.node.v1.ProposeRequest.type:type_name -> regent.command.v1.CommandType
-	5,  // 1: regent.node.v1.StatusResponse.lease:type_name -> regent.node.v1.Lease
-	6,  // 2: regent.node.v1.StatusResponse.members:type_name -> regent.node.v1.Member
-	11, // 3: regent.node.v1.RecordRequest.records:type_name -> regent.command.v1.ProtectionRecord
-	9,  // 4: regent.node.v1.RecordResponse.outcomes:type_name -> regent.node.v1.RecordOutcome
-	3,  // 5: regent.node.v1.Node.Status:input_type -> regent.node.v1.StatusRequest
-	7,  // 6: regent.node.v1.Node.Record:input_type -> regent.node.v1.RecordRequest
-	7,  // 7: regent.node.v1.Node.Check:input_type -> regent.node.v1.RecordRequest
-	12, // 8: regent.node.v1.Node.AddKeys:input_type -> regent.command.v1.AddKeys
-	0,  // 9: regent.node.v1.Node.Propose:input_type -> regent.node.v1.ProposeRequest
-	0,  // 10: regent.node.v1.Node.OperatorPropose:input_type -> regent.node.v1.ProposeRequest
-	4,  // 11: regent.node.v1.Node.Status:output_type -> regent.node.v1.StatusResponse
-	8,  // 12: regent.node.v1.Node.Record:output_type -> regent.node.v1.RecordResponse
-	8,  // 13: regent.node.v1.Node.Check:output_type -> regent.node.v1.RecordResponse
-	2,  // 14: regent.node.v1.Node.AddKeys:output_type -> regent.node.v1.AddKeysResponse
-	1,  // 15: regent.node.v1.Node.Propose:output_type -> regent.node.v1.ProposeResponse
-	1,  // 16: regent.node.v1.Node.OperatorPropose:output_type -> regent.node.v1.ProposeResponse
-	11, // [11:17] is the sub-list for method output_type
-	5,  // [5:11] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	6, // 0: regent.node.v1.ProposeRequest.type:type_name -> regent.command.v1.CommandType
+	4, // 1: regent.node.v1.StatusResponse.lease:type_name -> regent.node.v1.Lease
+	5, // 2: regent.node.v1.StatusResponse.members:type_name -> regent.node.v1.Member
+	2, // 3: regent.node.v1.Node.Status:input_type -> regent.node.v1.StatusRequest
+	0, // 4: regent.node.v1.Node.Propose:input_type -> regent.node.v1.ProposeRequest
+	0, // 5: regent.node.v1.Node.OperatorPropose:input_type -> regent.node.v1.ProposeRequest
+	3, // 6: regent.node.v1.Node.Status:output_type -> regent.node.v1.StatusResponse
+	1, // 7: regent.node.v1.Node.Propose:output_type -> regent.node.v1.ProposeResponse
+	1, // 8: regent.node.v1.Node.OperatorPropose:output_type -> regent.node.v1.ProposeResponse
+	6, // [6:9] is the sub-list for method output_type
+	3, // [3:6] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_leader_nodepb_node_proto_init() }
@@ -849,7 +602,7 @@ func file_leader_nodepb_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_leader_nodepb_node_proto_rawDesc), len(file_leader_nodepb_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -10,7 +10,6 @@ package nodepb
 
 import (
 	context "context"
-	commandpb "github.com/regent-signer/regent/raft/commandpb"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -23,9 +22,6 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	Node_Status_FullMethodName          = "/regent.node.v1.Node/Status"
-	Node_Record_FullMethodName          = "/regent.node.v1.Node/Record"
-	Node_Check_FullMethodName           = "/regent.node.v1.Node/Check"
-	Node_AddKeys_FullMethodName         = "/regent.node.v1.Node/AddKeys"
 	Node_Propose_FullMethodName         = "/regent.node.v1.Node/Propose"
 	Node_OperatorPropose_FullMethodName = "/regent.node.v1.Node/OperatorPropose"
 )
@@ -37,16 +33,6 @@ type NodeClient interface {
 	// Status reports this region's view of Raft and the lease. Any
 	// authenticated identity may call it.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
-	// Record group-commits protection records on the lease holder without
-	// signing anything (operators only; drills, demos, migrations). Outcomes
-	// are final only when the call returns without error.
-	Record(ctx context.Context, in *RecordRequest, opts ...grpc.CallOption) (*RecordResponse, error)
-	// Check evaluates records against this region's applied state without
-	// recording anything: would they be accepted now? (lease not considered)
-	Check(ctx context.Context, in *RecordRequest, opts ...grpc.CallOption) (*RecordResponse, error)
-	// AddKeys registers keys in the replicated registry (operators only; on
-	// the Raft leader). Atomic: all or none.
-	AddKeys(ctx context.Context, in *commandpb.AddKeys, opts ...grpc.CallOption) (*AddKeysResponse, error)
 	// Propose forwards one command from a region to the Raft leader (region
 	// nodes only; one hop). The leader stamps the calling region as proposer.
 	Propose(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*ProposeResponse, error)
@@ -69,36 +55,6 @@ func (c *nodeClient) Status(ctx context.Context, in *StatusRequest, opts ...grpc
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(StatusResponse)
 	err := c.cc.Invoke(ctx, Node_Status_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *nodeClient) Record(ctx context.Context, in *RecordRequest, opts ...grpc.CallOption) (*RecordResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(RecordResponse)
-	err := c.cc.Invoke(ctx, Node_Record_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *nodeClient) Check(ctx context.Context, in *RecordRequest, opts ...grpc.CallOption) (*RecordResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(RecordResponse)
-	err := c.cc.Invoke(ctx, Node_Check_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *nodeClient) AddKeys(ctx context.Context, in *commandpb.AddKeys, opts ...grpc.CallOption) (*AddKeysResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(AddKeysResponse)
-	err := c.cc.Invoke(ctx, Node_AddKeys_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -132,16 +88,6 @@ type NodeServer interface {
 	// Status reports this region's view of Raft and the lease. Any
 	// authenticated identity may call it.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
-	// Record group-commits protection records on the lease holder without
-	// signing anything (operators only; drills, demos, migrations). Outcomes
-	// are final only when the call returns without error.
-	Record(context.Context, *RecordRequest) (*RecordResponse, error)
-	// Check evaluates records against this region's applied state without
-	// recording anything: would they be accepted now? (lease not considered)
-	Check(context.Context, *RecordRequest) (*RecordResponse, error)
-	// AddKeys registers keys in the replicated registry (operators only; on
-	// the Raft leader). Atomic: all or none.
-	AddKeys(context.Context, *commandpb.AddKeys) (*AddKeysResponse, error)
 	// Propose forwards one command from a region to the Raft leader (region
 	// nodes only; one hop). The leader stamps the calling region as proposer.
 	Propose(context.Context, *ProposeRequest) (*ProposeResponse, error)
@@ -162,15 +108,6 @@ type UnimplementedNodeServer struct{}
 
 func (UnimplementedNodeServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
-}
-func (UnimplementedNodeServer) Record(context.Context, *RecordRequest) (*RecordResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method Record not implemented")
-}
-func (UnimplementedNodeServer) Check(context.Context, *RecordRequest) (*RecordResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method Check not implemented")
-}
-func (UnimplementedNodeServer) AddKeys(context.Context, *commandpb.AddKeys) (*AddKeysResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method AddKeys not implemented")
 }
 func (UnimplementedNodeServer) Propose(context.Context, *ProposeRequest) (*ProposeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Propose not implemented")
@@ -213,60 +150,6 @@ func _Node_Status_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(NodeServer).Status(ctx, req.(*StatusRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _Node_Record_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(RecordRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(NodeServer).Record(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Node_Record_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(NodeServer).Record(ctx, req.(*RecordRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _Node_Check_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(RecordRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(NodeServer).Check(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Node_Check_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(NodeServer).Check(ctx, req.(*RecordRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _Node_AddKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(commandpb.AddKeys)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(NodeServer).AddKeys(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Node_AddKeys_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(NodeServer).AddKeys(ctx, req.(*commandpb.AddKeys))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -317,18 +200,6 @@ var Node_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _Node_Status_Handler,
-		},
-		{
-			MethodName: "Record",
-			Handler:    _Node_Record_Handler,
-		},
-		{
-			MethodName: "Check",
-			Handler:    _Node_Check_Handler,
-		},
-		{
-			MethodName: "AddKeys",
-			Handler:    _Node_AddKeys_Handler,
 		},
 		{
 			MethodName: "Propose",

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -281,7 +282,7 @@ func (p *Pipeline) SignUnslashable(ctx context.Context, caller Caller, pubkey []
 	if cometbft.IsConsensusSignBytes(msg) {
 		return nil, fmt.Errorf("%w: bytes look like a consensus vote or proposal; refusing to sign them outside HRS protection", ErrBadRequest)
 	}
-	digest := sha256Sum(msg)
+	digest := sha256.Sum256(msg)
 	rec := &commandpb.ProtectionRecord{Record: &commandpb.ProtectionRecord_Unslashable{Unslashable: &commandpb.Unslashable{Pubkey: pubkey, Kind: kind, SigningRoot: digest[:]}}}
 	if _, err := p.commit(ctx, rec, &obs, nil); err != nil {
 		return nil, err
